@@ -1,0 +1,46 @@
+# One entry point for people and CI. Every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup test lint typecheck pytest demo kafka-up kafka-down bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the project and its dev tools
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy (strict)
+	$(BIN)/mypy
+
+pytest: $(STAMP)  ## the test suite (starts a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest  ## set up and pass every check: what CI runs
+
+kafka-up: $(STAMP)  ## start (or reuse) the local Kafka broker; prints host:port last
+	@$(BIN)/python dev/kafka_local.py up
+
+kafka-down: $(STAMP)  ## stop the local Kafka broker
+	@$(BIN)/python dev/kafka_local.py down
+
+demo: $(STAMP)  ## local Kafka + sample events + fake CleverTap + the service, then a summary
+	$(BIN)/clevertap-consumer demo
+
+bench: $(STAMP)  ## all benchmarks (prints numbers; asserts nothing)
+	$(BIN)/python bench/transform.py
+
+clean:  ## remove the venv and caches (not the Kafka jar cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

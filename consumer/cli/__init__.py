@@ -1,0 +1,21 @@
+"""`clevertap-consumer`: the service and its tools, one subcommand each.
+
+Each subcommand lives in a module of its own and is registered here; importing a subcommand's
+module must stay cheap, so heavy imports happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .check_config import check_config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="clevertap-consumer")
+def main() -> None:
+    """Move analytics events from Kafka into CleverTap, at least once."""
+
+
+main.add_command(check_config)

@@ -1,0 +1,156 @@
+"""The destinations file: which CleverTap account each `destinationId` delivers to.
+
+Validated completely at start-up so that a typo stops the service with a message naming the
+field, instead of turning into 401s (wrong region) or silently dropped events hours later.
+Passcodes come from the file, a secret file or an environment variable, never from events, and
+are held as `SecretStr` so they cannot leak through a repr, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from .transform import EventFilter, Profile, TransformConfig, host_for_region
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who has to fix it."""
+
+
+def _event_name(value: Any) -> Any:
+    """Accept RudderStack's `{"eventName": "x"}` items as well as plain strings."""
+    if isinstance(value, Mapping) and set(value) == {"eventName"}:
+        return value["eventName"]
+    return value
+
+
+EventName = Annotated[str, BeforeValidator(_event_name)]
+
+
+class Destination(BaseModel):
+    """One CleverTap destination. Keys follow RudderStack's destination config where one exists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(min_length=1)
+    account_id: str = Field(alias="accountId", min_length=1)
+    passcode: SecretStr | None = None
+    passcode_file: Path | None = Field(default=None, alias="passcodeFile")
+    passcode_env: str | None = Field(default=None, alias="passcodeEnv")
+    region: str | None = None
+    track_anonymous: bool = Field(default=False, alias="trackAnonymous")
+    enable_object_id_mapping: bool = Field(default=False, alias="enableObjectIdMapping")
+    profile: Profile = Profile.DEFAULT
+    event_filtering_option: EventFilter = Field(default=EventFilter.DISABLE, alias="eventFilteringOption")
+    whitelisted_events: tuple[EventName, ...] = Field(default=(), alias="whitelistedEvents")
+    blacklisted_events: tuple[EventName, ...] = Field(default=(), alias="blacklistedEvents")
+
+    @model_validator(mode="after")
+    def _check(self) -> Destination:
+        sources = [n for n in ("passcode", "passcode_file", "passcode_env") if getattr(self, n) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of passcode, passcodeFile, passcodeEnv")
+        host_for_region(self.region, self.profile)  # raises with the list of valid regions
+        return self
+
+    @property
+    def host(self) -> str:
+        return host_for_region(self.region, self.profile)
+
+    def transform_config(self) -> TransformConfig:
+        names = {
+            EventFilter.ALLOW: self.whitelisted_events,
+            EventFilter.DENY: self.blacklisted_events,
+            EventFilter.DISABLE: (),
+        }[self.event_filtering_option]
+        return TransformConfig(
+            account_id=self.account_id,
+            region=self.region,
+            track_anonymous=self.track_anonymous,
+            enable_object_id_mapping=self.enable_object_id_mapping,
+            profile=self.profile,
+            event_filter=self.event_filtering_option,
+            event_names=frozenset(names),
+        )
+
+    def resolve_passcode(self, environ: Mapping[str, str] = os.environ) -> SecretStr:
+        """Read the passcode from wherever the file says it lives."""
+        if self.passcode is not None:
+            return self.passcode
+        if self.passcode_file is not None:
+            try:
+                text = self.passcode_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"destination {self.id!r}: cannot read passcodeFile {str(self.passcode_file)!r}: "
+                    f"{exc.strerror}"
+                ) from None
+            if not text:
+                raise ConfigError(
+                    f"destination {self.id!r}: passcodeFile {str(self.passcode_file)!r} is empty"
+                )
+            return SecretStr(text)
+        assert self.passcode_env is not None
+        value = environ.get(self.passcode_env, "").strip()
+        if not value:
+            raise ConfigError(f"destination {self.id!r}: environment variable {self.passcode_env} is not set")
+        return SecretStr(value)
+
+
+class DestinationsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    destinations: tuple[Destination, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> DestinationsFile:
+        seen: set[str] = set()
+        for d in self.destinations:
+            if d.id in seen:
+                raise ValueError(f"duplicate destination id {d.id!r}")
+            seen.add(d.id)
+        return self
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e["loc"]).replace(".[", "[")
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where or '(top level)'}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_destinations(data: Any, source: str = "destinations") -> DestinationsFile:
+    """Validate already-parsed data; the error names the offending entry and key."""
+    try:
+        return DestinationsFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def load_destinations(path: Path) -> DestinationsFile:
+    """Load a JSON or YAML destinations file (JSON is valid YAML, so one parser reads both)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read destinations file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid JSON or YAML: {exc}") from None
+    return parse_destinations(data, str(path))

@@ -1,0 +1,158 @@
+"""Service settings: environment variables, `.env`, and secret files (Kubernetes/compose mounts).
+
+Names are flat and unprefixed (`KAFKA_BOOTSTRAP_SERVERS`, `CLEVERTAP_BASE_URL`, …) because
+operators and other tools already use these names. Secret values (`KAFKA_SASL_PASSWORD`,
+`SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`) may also be files named like the variable in one of the
+`SECRETS_DIRS` (default /run/secrets:/etc/clevertap-consumer/secrets); an environment
+variable wins over a file. Invalid values stop start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .destinations import ConfigError
+
+SECRETS_DIRS = ("/run/secrets", "/etc/clevertap-consumer/secrets")
+
+
+def secrets_dirs() -> list[str]:
+    """The secret-file folders that exist; `SECRETS_DIRS` (colon-separated) replaces the default list."""
+    configured = os.environ.get("SECRETS_DIRS")
+    candidates = configured.split(":") if configured else SECRETS_DIRS
+    return [d for d in candidates if d and os.path.isdir(d)]
+
+
+class Settings(BaseSettings):
+    """Everything `clevertap-consumer run` can be told. Field docs become the README table."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        env_file=".env",
+        validate_default=True,
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,host:port].")
+    kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        description="Topics to consume, comma-separated."
+    )
+    kafka_group_id: str = Field("clevertap-consumer", description="Consumer group id.")
+    kafka_group_instance_id: str | None = Field(
+        None, description="Static membership id (e.g. the pod name); empty for dynamic membership."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN, SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL username.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
+    kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
+    kafka_session_timeout_ms: int = Field(45000, ge=1000, description="Consumer session.timeout.ms.")
+    kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description='Extra librdkafka consumer settings as a JSON object, e.g. {"fetch.max.bytes": "1048576"}.',
+    )
+
+    # Decoding
+    schema_registry_url: AnyHttpUrl | None = Field(
+        None, description="Schema Registry URL; unset means plain Avro with the bundled schema."
+    )
+    schema_registry_basic_auth_user_info: SecretStr | None = Field(
+        None, description="Schema Registry `user:password` (secret; file allowed)."
+    )
+
+    # Destinations and CleverTap
+    destinations_file: Path = Field(
+        description="JSON or YAML file mapping destinationId to CleverTap accounts."
+    )
+    clevertap_base_url: AnyHttpUrl | None = Field(
+        None, description="Send every region to this base URL instead (proxy, fake CleverTap)."
+    )
+    clevertap_timeout_seconds: float = Field(30.0, gt=0, description="HTTP timeout per request attempt.")
+    clevertap_max_in_flight: int = Field(
+        15, ge=1, le=15, description="Concurrent requests per account (CleverTap allows 15)."
+    )
+    delivery_retry_budget_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long one batch may be retried (429, 5xx, network) before its records go to the DLQ.",
+    )
+    delivery_max_attempts: int = Field(20, ge=1, description="Attempts per batch before the DLQ.")
+    batch_max_records: int = Field(
+        1000, ge=1, le=1000, description="Records per upload request (tokens: ≤ 100)."
+    )
+    batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Body bytes per upload request.")
+    batch_linger_ms: int = Field(
+        200, ge=0, description="How long a partly filled batch waits for more records."
+    )
+
+    # Flow control and commits
+    max_in_flight_records: int = Field(
+        50000, ge=1, description="Pause consumption above this many unfinished records."
+    )
+    max_in_flight_bytes: int = Field(
+        128 * 1024 * 1024, ge=1024, description="Pause consumption above this many unfinished message bytes."
+    )
+    commit_interval_ms: int = Field(2000, ge=100, description="How often finished offsets are committed.")
+    drain_timeout_seconds: float = Field(
+        20.0, gt=0, description="On SIGTERM, how long to wait for in-flight deliveries before closing."
+    )
+    revoke_timeout_seconds: float = Field(
+        10.0, gt=0, description="On rebalance, how long to wait for a revoked partition's deliveries."
+    )
+
+    # Dead letters
+    dlq_topic: str = Field("clevertap-consumer-dlq", min_length=1, description="Dead-letter topic.")
+
+    # Operations
+    metrics_host: str = Field("0.0.0.0", description="Address for /metrics, /healthz, /readyz.")
+    metrics_port: int = Field(
+        9100, ge=0, le=65535, description="Port for /metrics, /healthz, /readyz (0: any)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "console", "auto"] = Field(
+        "auto", description="json, console, or auto (console on a terminal, else json)."
+    )
+
+    @field_validator("kafka_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(t.strip() for t in value.split(",") if t.strip())
+        if not value:
+            raise ValueError("name at least one topic")
+        return value
+
+    @field_validator("kafka_extra_config", mode="before")
+    @classmethod
+    def _parse_extra(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON object: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object of librdkafka settings")
+        return {str(k): str(v) for k, v in value.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, turning validation errors into a ConfigError naming variables."""
+    try:
+        return Settings(_secrets_dir=secrets_dirs() or None, **overrides)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            name = "_".join(str(p) for p in e["loc"][:1]).upper() or "(settings)"
+            problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
