@@ -1,0 +1,138 @@
+"""Kafka test bed: a real broker for the session, fresh topics per test, and small helpers.
+
+The broker is Apache Kafka itself (dev/kafka_local.py), started once per test session in a
+temporary folder, unless KAFKA_BOOTSTRAP_SERVERS names one that is already running.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from dev.kafka_local import Broker
+
+
+class KafkaBed:
+    """What a test needs to know about the broker it runs against."""
+
+    def __init__(self, bootstrap: str, broker: Broker | None) -> None:
+        self.bootstrap = bootstrap
+        self.broker = broker
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def create_topic(self, name: str, partitions: int = 1) -> str:
+        futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures[name].result(30)
+        # Metadata can lag the creation by a moment; wait until every partition has a leader.
+        for _ in range(100):
+            md = self.admin.list_topics(name, timeout=5).topics.get(name)
+            if md is None or md.error is not None or len(md.partitions) != partitions:
+                continue
+            if all(p.leader >= 0 for p in md.partitions.values()):
+                return name
+        raise AssertionError(f"topic {name} has no leaders")
+
+    def produce(
+        self,
+        topic: str,
+        values: list[bytes],
+        *,
+        keys: list[bytes | None] | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "acks": "all"})
+        errors: list[str] = []
+
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        for i, value in enumerate(values):
+            key = keys[i] if keys is not None else None
+            if partition is None:
+                producer.produce(topic, value, key, headers=list(headers or []), on_delivery=on_delivery)
+            else:
+                producer.produce(
+                    topic, value, key, partition, headers=list(headers or []), on_delivery=on_delivery
+                )
+            producer.poll(0)
+        remaining = producer.flush(30)
+        assert not errors, f"produce failed: {errors[:3]}"
+        assert remaining == 0, f"{remaining} records not flushed"
+
+    def consume_all(self, topic: str, expected: int, timeout: float = 30.0) -> list[Message]:
+        """Read `expected` records from the start of `topic` with a throwaway group."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([topic])
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(out) < expected and time.monotonic() < deadline:
+                for m in consumer.consume(500, 0.5):
+                    if m.error() is None:
+                        out.append(m)
+        finally:
+            consumer.close()
+        return out
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "end-offsets"})
+        try:
+            md = consumer.list_topics(topic, timeout=10).topics[topic]
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in md.partitions
+            }
+        finally:
+            consumer.close()
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """Committed offsets of `group` on `topic` (partitions without a commit are left out)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        try:
+            md = consumer.list_topics(topic, timeout=10).topics[topic]
+            tps = consumer.committed([TopicPartition(topic, p) for p in md.partitions], timeout=10)
+        finally:
+            consumer.close()
+        return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBed]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield KafkaBed(external, None)
+        return
+    broker = Broker(Path(tmp_path_factory.mktemp("kafka")))
+    broker.start()
+    try:
+        yield KafkaBed(broker.bootstrap, broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def new_topic(kafka: KafkaBed, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Create a uniquely named topic for this test: `new_topic(partitions=3)`."""
+
+    def create(partitions: int = 1, suffix: str = "") -> str:
+        base = request.node.name.replace("[", "-").replace("]", "")[:60]
+        return kafka.create_topic(f"t-{base}{suffix}-{uuid.uuid4().hex[:8]}", partitions)
+
+    return create
