@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .dlq import Failure
 
 Headers = list[tuple[str, bytes]]
+TopicPartitionKey = tuple[str, int]
 
 
 @dataclass(eq=False, slots=True)
@@ -23,7 +24,9 @@ class Entry:
     """One consumed Kafka message while it is in flight.
 
     Holds what a DLQ record needs (the original key, value, headers and timestamp) until the
-    message is done, so nothing has to be re-read from Kafka to dead-letter it.
+    message is done, so nothing has to be re-read from Kafka to dead-letter it. `dropped` marks a
+    message of a partition we lost: results that still arrive for it are ignored, because the
+    partition's new owner reads it again.
     """
 
     topic: str
@@ -37,50 +40,42 @@ class Entry:
     outstanding: int = 0
     failures: list[Failure] = field(default_factory=list)
     done: bool = False
+    dropped: bool = False
 
     @property
     def size(self) -> int:
         return len(self.value or b"") + len(self.key or b"")
 
 
-class PartitionOffsets:
-    """Offsets of one partition in consume order, and the watermark below which all are done."""
+class _Partition:
+    """Entries of one partition in consume order; the watermark below which all are done."""
 
-    __slots__ = ("_done", "_pending", "committable")
+    __slots__ = ("committable", "entries")
 
     def __init__(self) -> None:
-        self._pending: deque[int] = deque()
-        self._done: set[int] = set()
+        self.entries: deque[Entry] = deque()
         self.committable: int | None = None
 
-    def register(self, offset: int) -> None:
-        self._pending.append(offset)
-
-    def mark_done(self, offset: int) -> bool:
-        """Record `offset` as done; return True when the committable offset moved."""
-        self._done.add(offset)
+    def advance(self) -> bool:
         moved = False
-        while self._pending and self._pending[0] in self._done:
-            first = self._pending.popleft()
-            self._done.discard(first)
-            self.committable = first + 1
+        entries = self.entries
+        while entries and entries[0].done:
+            self.committable = entries.popleft().offset + 1
             moved = True
         return moved
-
-    def __len__(self) -> int:
-        return len(self._pending)
 
 
 class OffsetTracker:
     """Per-partition bookkeeping for everything the poll thread has read and not yet finished.
 
     Only the poll thread touches it: delivery results and DLQ acknowledgements reach it as values
-    drained on that thread, so no lock is needed.
+    drained on that thread, so no lock is needed. Offsets need not be consecutive (compaction,
+    transaction markers): only registered offsets are waited for.
     """
 
     def __init__(self) -> None:
-        self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
-        self._moved: set[tuple[str, int]] = set()
+        self._partitions: dict[TopicPartitionKey, _Partition] = {}
+        self._moved: set[TopicPartitionKey] = set()
         self.in_flight_records = 0
         self.in_flight_bytes = 0
 
@@ -88,26 +83,26 @@ class OffsetTracker:
         tp = (entry.topic, entry.partition)
         part = self._partitions.get(tp)
         if part is None:
-            part = self._partitions[tp] = PartitionOffsets()
-        part.register(entry.offset)
+            part = self._partitions[tp] = _Partition()
+        part.entries.append(entry)
         self.in_flight_records += 1
         self.in_flight_bytes += entry.size
 
     def finish(self, entry: Entry) -> None:
         """The message is delivered or dead-lettered: it may now count towards the commit."""
-        if entry.done:
+        if entry.done or entry.dropped:
             return
         entry.done = True
         self.in_flight_records -= 1
         self.in_flight_bytes -= entry.size
         tp = (entry.topic, entry.partition)
         part = self._partitions.get(tp)
-        if part is not None and part.mark_done(entry.offset):
+        if part is not None and part.advance():
             self._moved.add(tp)
 
-    def take_committable(self) -> dict[tuple[str, int], int]:
-        """Offsets (next to read) for partitions whose watermark moved since the last call."""
-        out: dict[tuple[str, int], int] = {}
+    def take_committable(self) -> dict[TopicPartitionKey, int]:
+        """Next offsets to read, for partitions whose watermark moved since the last call."""
+        out: dict[TopicPartitionKey, int] = {}
         for tp in self._moved:
             part = self._partitions.get(tp)
             if part is not None and part.committable is not None:
@@ -115,17 +110,33 @@ class OffsetTracker:
         self._moved.clear()
         return out
 
-    def pending(self, partitions: set[tuple[str, int]] | None = None) -> int:
-        """Unfinished messages, in all partitions or in the given ones."""
-        if partitions is None:
-            return sum(len(p) for p in self._partitions.values())
-        return sum(len(p) for tp, p in self._partitions.items() if tp in partitions)
-
-    def drop(self, partitions: set[tuple[str, int]]) -> None:
-        """Forget partitions we no longer own; late results for them must not be committed."""
+    def committable(self, partitions: set[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """Current watermarks of the given partitions (for revocation and shutdown)."""
+        out: dict[TopicPartitionKey, int] = {}
         for tp in partitions:
-            self._partitions.pop(tp, None)
-            self._moved.discard(tp)
+            part = self._partitions.get(tp)
+            if part is not None and part.committable is not None:
+                out[tp] = part.committable
+        return out
 
-    def owns(self, entry: Entry) -> bool:
-        return (entry.topic, entry.partition) in self._partitions
+    def pending(self, partitions: set[TopicPartitionKey] | None = None) -> int:
+        """Unfinished messages, in all partitions or in the given ones."""
+        return sum(
+            len(p.entries) for tp, p in self._partitions.items() if partitions is None or tp in partitions
+        )
+
+    def drop(self, partitions: set[TopicPartitionKey]) -> int:
+        """Forget partitions we no longer own; returns how many unfinished messages were let go."""
+        released = 0
+        for tp in partitions:
+            part = self._partitions.pop(tp, None)
+            self._moved.discard(tp)
+            if part is None:
+                continue
+            for entry in part.entries:
+                if not entry.done:
+                    entry.dropped = True
+                    released += 1
+                    self.in_flight_records -= 1
+                    self.in_flight_bytes -= entry.size
+        return released

@@ -156,3 +156,24 @@ def load_settings(**overrides: Any) -> Settings:
             name = "_".join(str(p) for p in e["loc"][:1]).upper() or "(settings)"
             problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+
+
+def kafka_client_config(settings: Settings) -> dict[str, str]:
+    """librdkafka settings every client of ours shares: where the brokers are and how to log in.
+
+    The only place the SASL password is unwrapped: librdkafka needs it in clear.
+    """
+    conf = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "client.id": "clevertap-consumer",
+    }
+    if settings.kafka_sasl_mechanism:
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username:
+        conf["sasl.username"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password is not None:
+        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_ca_location:
+        conf["ssl.ca.location"] = settings.kafka_ssl_ca_location
+    return conf

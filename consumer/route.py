@@ -1,0 +1,84 @@
+"""The route stage: which destination does an event go to?
+
+The event's `destinationId` field decides, unless the Kafka record carries a `destinationId`
+header (which lets a producer re-route without rewriting payloads). An id the destinations file
+does not know is a poison message for this deployment: it goes to the DLQ with a reason instead
+of stopping the consumer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .batch import Target
+from .destinations import DestinationsFile
+from .dlq import Failure
+from .offsets import Headers
+from .transform import TransformConfig
+
+DESTINATION_HEADER = "destinationId"
+UPLOAD_PATH = "/1/upload"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    destination_id: str
+    config: TransformConfig
+    target: Target
+
+
+def upload_url(host: str, base_url: str | None) -> str:
+    """CleverTap's upload URL for a region host, or the override every region is sent to."""
+    if base_url:
+        return base_url.rstrip("/") + UPLOAD_PATH
+    return f"https://{host}{UPLOAD_PATH}"
+
+
+class Router:
+    """destinationId → (transform config, delivery target), resolved once at start-up."""
+
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self._routes = dict(routes)
+
+    @classmethod
+    def from_destinations(
+        cls,
+        destinations: DestinationsFile,
+        base_url: str | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Router:
+        """Build routes, reading every passcode now so a missing secret stops start-up."""
+        targets: dict[Target, Target] = {}
+        routes: dict[str, Route] = {}
+        for d in destinations.destinations:
+            target = Target(d.account_id, upload_url(d.host, base_url), d.resolve_passcode(environ))
+            # Destinations that share an account, region and passcode share batches and the
+            # account's concurrency budget, as CleverTap counts it.
+            target = targets.setdefault(target, target)
+            routes[d.id] = Route(d.id, d.transform_config(), target)
+        return cls(routes)
+
+    @property
+    def routes(self) -> Mapping[str, Route]:
+        return self._routes
+
+    def route(self, message: Mapping[str, Any], headers: Headers) -> Route | Failure:
+        destination_id: Any = None
+        for name, value in headers:
+            if name == DESTINATION_HEADER:
+                destination_id = value.decode("utf-8", "replace")
+        if destination_id is None:
+            destination_id = message.get("destinationId")
+        if destination_id is None or destination_id == "":
+            return Failure("route", "missing_destination", "event has no destinationId field or header")
+        route = self._routes.get(str(destination_id))
+        if route is None:
+            return Failure(
+                "route",
+                "unknown_destination",
+                f"destinationId {str(destination_id)[:100]!r} is not configured",
+            )
+        return route

@@ -1,0 +1,203 @@
+"""The source stage: one member of the consumer group, driven from the poll thread only.
+
+confluent-kafka serialises Consumer calls across threads (a call from another thread waits
+behind a blocked `consume()`), so every Consumer call lives here and runs on the poll thread.
+Offsets are *stored* here once their messages are done and librdkafka commits stored offsets in
+the background, on revocation and on close (`enable.auto.offset.store=false`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from . import metrics
+from .offsets import TopicPartitionKey
+
+log = logging.getLogger(__name__)
+
+PartitionSet = set[TopicPartitionKey]
+
+
+class RebalanceListener:
+    """What the pipeline does when partitions come and go (called on the poll thread)."""
+
+    def assigned(self, partitions: PartitionSet) -> None:  # pragma: no cover - interface
+        """New partitions are ours."""
+
+    def revoked(self, partitions: PartitionSet) -> dict[TopicPartitionKey, int]:  # pragma: no cover
+        """Partitions are about to go: finish what can be finished; return offsets to store."""
+        return {}
+
+    def lost(self, partitions: PartitionSet) -> None:  # pragma: no cover - interface
+        """Partitions are already gone (session timeout, fencing): forget them, commit nothing."""
+
+
+def _keys(partitions: Sequence[TopicPartition]) -> PartitionSet:
+    return {(p.topic, p.partition) for p in partitions}
+
+
+class Source:
+    def __init__(self, config: dict[str, Any], topics: Sequence[str], listener: RebalanceListener) -> None:
+        self._topics = list(topics)
+        self._listener = listener
+        self._consumer = Consumer(
+            {**config, "on_commit": self._on_commit, "error_cb": self._on_error}, logger=log
+        )
+        self.assignment: PartitionSet = set()
+        self.paused = False
+        self._fresh: PartitionSet = set()
+        self._held: dict[TopicPartitionKey, float] = {}
+        self.broker_connected = True
+        self.fatal: KafkaError | None = None
+
+    # --- group membership --------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        self._consumer.subscribe(
+            self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = _keys(partitions)
+        if not tps:
+            return
+        metrics.rebalances.labels("assigned").inc()
+        self.assignment |= tps
+        # Pause state survives a revoke/re-assign cycle in librdkafka; set it explicitly once
+        # the binding has assigned the partitions (right after this consume() call returns).
+        self._fresh |= tps
+        self._update_assigned_gauge()
+        log.info("partitions assigned", extra={"partitions": sorted(f"{t}[{p}]" for t, p in tps)})
+        self._listener.assigned(tps)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = _keys(partitions)
+        if not tps:
+            return
+        metrics.rebalances.labels("revoked").inc()
+        offsets = self._listener.revoked(tps)
+        self.store(offsets)  # still assigned inside the callback; librdkafka commits on revoke
+        self._forget(tps)
+        log.info("partitions revoked", extra={"partitions": sorted(f"{t}[{p}]" for t, p in tps)})
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = _keys(partitions)
+        metrics.rebalances.labels("lost").inc()
+        self._listener.lost(tps)
+        self._forget(tps)
+        log.warning("partitions lost", extra={"partitions": sorted(f"{t}[{p}]" for t, p in tps)})
+
+    def _forget(self, tps: PartitionSet) -> None:
+        self.assignment -= tps
+        self._fresh -= tps
+        for tp in tps:
+            self._held.pop(tp, None)
+        self._update_assigned_gauge()
+
+    def _update_assigned_gauge(self) -> None:
+        counts: dict[str, int] = dict.fromkeys(self._topics, 0)
+        for topic, _ in self.assignment:
+            counts[topic] = counts.get(topic, 0) + 1
+        for topic, n in counts.items():
+            metrics.assigned_partitions.labels(topic).set(n)
+
+    # --- callbacks from librdkafka (served inside consume/poll on this thread) ----------------
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None and err.code() == KafkaError._NO_OFFSET:
+            return
+        if err is not None:
+            metrics.commits.labels("failure").inc()
+            log.warning("offset commit failed", extra={"error": err.str()})
+            return
+        metrics.commits.labels("success").inc()
+        for p in partitions:
+            if p.error is None and p.offset >= 0:
+                metrics.committed_offset.labels(p.topic, str(p.partition)).set(p.offset)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.fatal = err
+            log.error("fatal Kafka error", extra={"error": err.str()})
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.broker_connected = False
+            log.warning("all brokers down", extra={"error": err.str()})
+        else:
+            log.debug("Kafka client error", extra={"error": err.str()})
+
+    # --- the poll loop's calls ------------------------------------------------------------------
+
+    def poll(self, max_messages: int, timeout: float) -> list[Message]:
+        """Consume up to `max_messages`; error events are handled here, never returned."""
+        batch = self._consumer.consume(max_messages, timeout)
+        if self._fresh:
+            fresh = [TopicPartition(t, p) for t, p in self._fresh if (t, p) not in self._held]
+            self._fresh.clear()
+            if fresh:
+                (self._consumer.pause if self.paused else self._consumer.resume)(fresh)
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
+        messages = []
+        for m in batch:
+            err = m.error()
+            if err is None:
+                messages.append(m)
+            elif err.fatal():
+                raise KafkaException(err)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error", extra={"error": err.str()})
+        if batch:
+            self.broker_connected = True
+        return messages
+
+    def pause_all(self) -> None:
+        if not self.paused:
+            self.paused = True
+            if self.assignment:
+                self._consumer.pause([TopicPartition(t, p) for t, p in self.assignment])
+            metrics.paused.set(1)
+
+    def resume_all(self) -> None:
+        if self.paused:
+            self.paused = False
+            ready = [TopicPartition(t, p) for t, p in self.assignment if (t, p) not in self._held]
+            if ready:
+                self._consumer.resume(ready)
+            metrics.paused.set(0)
+
+    def hold(self, tp: TopicPartitionKey, offset: int, until: float) -> None:
+        """Re-read `tp` from `offset` after `until` (monotonic): a transient decode failure."""
+        self._held[tp] = until
+        part = TopicPartition(tp[0], tp[1], offset)
+        self._consumer.pause([part])
+        self._consumer.seek(part)
+
+    def is_held(self, tp: TopicPartitionKey) -> bool:
+        return tp in self._held
+
+    def release_due(self, now: float) -> None:
+        if not self._held:
+            return
+        due = [tp for tp, until in self._held.items() if until <= now]
+        for tp in due:
+            del self._held[tp]
+        if due and not self.paused:
+            self._consumer.resume([TopicPartition(t, p) for t, p in due])
+
+    def store(self, offsets: dict[TopicPartitionKey, int]) -> None:
+        """Store next-to-read offsets of partitions we still own, for librdkafka to commit."""
+        owned = [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in self.assignment]
+        if not owned:
+            return
+        try:
+            self._consumer.store_offsets(offsets=owned)
+        except KafkaException as exc:  # _STATE: a partition went away between check and call
+            log.debug("offset store skipped", extra={"error": str(exc)})
+
+    def close(self) -> None:
+        """Leave the group; librdkafka commits the stored offsets first."""
+        self._consumer.close()
