@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .dlq import Failure
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, bytes | None]]
 TopicPartitionKey = tuple[str, int]
 
 

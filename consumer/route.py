@@ -68,7 +68,7 @@ class Router:
     def route(self, message: Mapping[str, Any], headers: Headers) -> Route | Failure:
         destination_id: Any = None
         for name, value in headers:
-            if name == DESTINATION_HEADER:
+            if name == DESTINATION_HEADER and value is not None:
                 destination_id = value.decode("utf-8", "replace")
         if destination_id is None:
             destination_id = message.get("destinationId")

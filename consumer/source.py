@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from . import metrics
-from .offsets import TopicPartitionKey
+from .offsets import Headers, TopicPartitionKey
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,15 @@ class RebalanceListener:
 
     def lost(self, partitions: PartitionSet) -> None:  # pragma: no cover - interface
         """Partitions are already gone (session timeout, fencing): forget them, commit nothing."""
+
+
+def message_headers(message: Message) -> Headers:
+    """A consumed record's headers as (name, bytes) pairs, whatever form the client gave them in."""
+    raw = message.headers()
+    if not raw:
+        return []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
 
 
 def _keys(partitions: Sequence[TopicPartition]) -> PartitionSet:
