@@ -29,6 +29,7 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
         ({"kafka": {"securityProtocol": "SASL"}}, "securityProtocol"),
         ({"kafka": {"sasl": {"mechanism": "SCRAM"}}}, "mechanism"),
         ({"kafka": {"topics": "events"}}, "topics"),
+        ({"kafka": {"extraConfig": {"fetch.max.bytes": 1048576}}}, "fetch.max.bytes"),
         ({"clevertap": {"maxInFlight": 16}}, "maxInFlight"),
         ({"batch": {"maxRecords": 1001}}, "maxRecords"),
         ({"flowControl": {"drainTimeoutSeconds": 0}}, "drainTimeoutSeconds"),
