@@ -73,6 +73,13 @@ def test_lint_strict(name: str) -> None:
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
+def test_lint_strict_with_the_chart_defaults() -> None:
+    """What `helm lint` / chart-testing run without values (the required values only `fail` at install)."""
+    report = helm_python.lint(CHART, {}, strict=True, kube_version=f"v{KUBE_VERSIONS[0]}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
 def test_lint_reports_a_broken_chart(tmp_path: Path) -> None:
     """The lint above would catch a template error: a copy with one is reported."""
     broken = tmp_path / "clevertap-consumer"

@@ -166,6 +166,17 @@ def test_alert_expressions_parse_and_use_exported_metrics() -> None:
         assert set(names) <= exported, f"{rule['alert']}: {set(names) - exported}"
 
 
+def test_rendered_prometheus_rule_expressions_parse() -> None:
+    """Rules added through values (metrics.prometheusRule.rules) are PromQL too."""
+    from .helpers import render, scenario
+
+    groups = render(scenario("monitoring")).one("PrometheusRule")["spec"]["groups"]
+    exprs = [r["expr"] for g in groups for r in g["rules"]]
+    assert len(exprs) >= 3
+    for expr in exprs:
+        assert _selectors(expr)
+
+
 def test_metric_name_check_is_not_vacuous() -> None:
     exported = _exported_names()
     assert "clevertap_consumer_consumer_lag" in exported
