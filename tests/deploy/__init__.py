@@ -1,0 +1,1 @@
+"""Offline checks of the deployment artefacts: Helm chart, Dockerfile, docker-compose stack."""
