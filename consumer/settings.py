@@ -177,3 +177,19 @@ def kafka_client_config(settings: Settings) -> dict[str, str]:
     if settings.kafka_ssl_ca_location:
         conf["ssl.ca.location"] = settings.kafka_ssl_ca_location
     return conf
+
+
+def settings_table() -> str:
+    """The README's configuration table, rendered from the field definitions so it cannot drift."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, f in Settings.model_fields.items():
+        if f.is_required():
+            default = "required"
+        elif f.default_factory is not None:
+            default = "`{}`"
+        elif f.default is None:
+            default = "unset"
+        else:
+            default = f"`{f.default}`"
+        rows.append(f"| `{name.upper()}` | {default} | {f.description or ''} |")
+    return "\n".join(rows)

@@ -136,7 +136,7 @@ def test_oci_labels() -> None:
     for key in ("title", "description", "version", "revision", "created", "source", "licenses"):
         assert f"org.opencontainers.image.{key}" in labels, key
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert labels["org.opencontainers.image.licenses"].strip('"') == pyproject["project"]["license"]["text"]
+    assert labels["org.opencontainers.image.licenses"].strip('"') == pyproject["project"]["license"]
     version_arg = next(c.value[0] for c in FINAL.all("ARG") if c.value[0].startswith("VERSION="))
     assert version_arg == f"VERSION={pyproject['project']['version']}"
 
