@@ -85,9 +85,11 @@ def test_real_statistics_become_lag_offset_broker_and_fetch_queue_gauges(
             if not recorder.documents:
                 return False
             parts = recorder.documents[-1]["topics"].get(topic, {}).get("partitions", {})
-            return (
-                parts.get("0", {}).get("committed_offset") == 10
-                and parts.get("1", {}).get("committed_offset") == 25
+            p0, p1 = parts.get("0", {}), parts.get("1", {})
+            return bool(
+                p0.get("committed_offset") == 10
+                and p0.get("stored_offset") == 30
+                and p1.get("committed_offset") == 25
             )
 
         _poll_until(consumer, reflects_commits)
