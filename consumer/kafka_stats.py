@@ -68,13 +68,13 @@ class KafkaStats:
         seen: set[str] = set()
         any_up = False
         for name, broker in brokers.items():
+            up = broker.get("state") == "UP"
+            any_up = any_up or up  # any connection counts as "reachable", the coordinator's too
             # "learned" brokers are the cluster's real nodes; bootstrap entries and the logical
-            # GroupCoordinator handle duplicate them.
+            # GroupCoordinator handle duplicate them, so they get no series of their own.
             if broker.get("source") != "learned":
                 continue
             seen.add(name)
-            up = broker.get("state") == "UP"
-            any_up = any_up or up
             metrics.kafka_broker_up.labels(broker=name).set(1 if up else 0)
             rtt = broker.get("rtt") or {}
             if rtt.get("cnt", 0) > 0:
