@@ -24,6 +24,7 @@ their second sample, so an alert on "any 401 in 5 minutes" would miss the first 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import itertools
 import platform
 from collections.abc import Iterable, Mapping
@@ -345,10 +346,15 @@ def set_build_info() -> None:
         {
             "version": __version__,
             "python": platform.python_version(),
-            "confluent_kafka": confluent_kafka.version()[0],
-            "librdkafka": confluent_kafka.libversion()[0],
+            "confluent_kafka": importlib.metadata.version("confluent-kafka"),
+            "librdkafka": str(confluent_kafka.libversion()[0]),
         }
     )
+
+
+# At import, not only in initialise(): the dashboard's job/instance variables are read from
+# this series, so a process that never calls initialise() must still be selectable.
+set_build_info()
 
 
 def forget_partitions(partitions: Iterable[tuple[str, int]]) -> None:

@@ -139,11 +139,11 @@ def test_initialise_creates_the_series_alerts_rely_on_at_zero() -> None:
     )
     assert get("clevertap_consumer_transform_fixes_total", {"kind": "init_fix", "action": "dropped"}) == 0
     assert get("clevertap_consumer_http_request_duration_seconds_count", {"status_class": "5xx"}) == 0
-    build = {
+    build: dict[str, str] = {
         "version": consumer.__version__,
         "python": platform.python_version(),
-        "confluent_kafka": confluent_kafka.version()[0],
-        "librdkafka": confluent_kafka.libversion()[0],
+        "confluent_kafka": str(confluent_kafka.__version__),
+        "librdkafka": str(confluent_kafka.libversion()[0]),
     }
     assert get("clevertap_consumer_build_info", build) == 1
 
