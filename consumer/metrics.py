@@ -1,103 +1,369 @@
 """Every Prometheus metric the service exports, defined once.
 
 Stages import the objects they update from here, so names, labels and buckets stay consistent
-and the dashboard and alert rules have one place to check against. Label values come from small
-fixed sets (stage, reason, status class, CleverTap code) or from the destinations file (account,
-destination): never user ids, message ids or raw error text. Passcodes are never labels.
+and the dashboard and alert rules (dashboards/) have one place to be checked against: the test
+suite fails when a dashboard query or an alert names a series this module does not export.
+
+Naming follows Prometheus conventions: the `clevertap_consumer_` prefix, base units (seconds,
+bytes), `_total` on counters, `_timestamp_seconds` for "last time X", `_info` for build data.
+
+Label values come from small fixed sets (stage, reason, status class, outcome, CleverTap code,
+HTTP status) or from the destinations file (account, destination) or Kafka (topic, partition,
+broker): never user ids, message ids or raw error text, because every distinct value is a new
+time series kept for weeks. Passcodes are never labels.
+
+Two different "records" appear here, and the help texts say which: a *Kafka record* is one
+consumed message; a *CleverTap record* is one element of an upload body (one Kafka record
+usually makes one, sometimes more or none).
+
+Counters that are only created on first use are invisible to `rate()` and `increase()` until
+their second sample, so an alert on "any 401 in 5 minutes" would miss the first one. Call
+`initialise()` once at start-up so the series operators alert on exist at 0 from the first scrape.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+import contextlib
+import importlib.metadata
+import itertools
+import platform
+from collections.abc import Iterable, Mapping
+from typing import Final
 
-PREFIX = "clevertap_consumer"
+from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
-# Source
-records_consumed = Counter(f"{PREFIX}_records_consumed", "Kafka records polled.", ["topic"])
-consumed_bytes = Counter(f"{PREFIX}_consumed_bytes", "Bytes of Kafka record values polled.", ["topic"])
-assigned_partitions = Gauge(f"{PREFIX}_assigned_partitions", "Partitions currently assigned.", ["topic"])
-rebalances = Counter(f"{PREFIX}_rebalances", "Rebalance callbacks by kind.", ["event"])
-paused = Gauge(f"{PREFIX}_paused", "1 while consumption is paused for backpressure.")
-consumer_lag = Gauge(
-    f"{PREFIX}_consumer_lag", "High watermark minus committed offset, records.", ["topic", "partition"]
+# `_created` series double the number of counter series and no query here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+PREFIX: Final = "clevertap_consumer"
+
+# ---------------------------------------------------------------------------------------------
+# Label vocabularies. Known values are pre-initialised to 0 by `initialise()`; a value outside
+# these sets still works (it simply appears on first use), but dashboards and alerts are written
+# against these.
+
+STAGES: Final = ("decode", "route", "transform", "deliver")
+REBALANCE_EVENTS: Final = ("assigned", "revoked", "lost")
+COMMIT_OUTCOMES: Final = ("success", "failure")
+BATCH_OUTCOMES: Final = ("success", "partial", "failed")
+STATUS_CLASSES: Final = ("2xx", "3xx", "4xx", "5xx")
+HTTP_ERRORS: Final = ("timeout", "connect", "tls", "protocol", "other")
+RETRY_REASONS: Final = ("throttled", "server_error", "timeout", "connection", "record_retryable")
+FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered")
+FIX_ACTIONS: Final = ("fixed", "dropped")
+# HTTP statuses worth a per-account series from the start: success, auth/region problems (the
+# alerting pair 401/403), throttling, and the server errors that trigger retries.
+UPLOAD_CODES: Final = ("200", "400", "401", "403", "429", "500", "502", "503", "504")
+# Failure reasons per stage that the architecture names today (docs/architecture.md, DLQ).
+# Stage owners pass their full sets to `initialise(reasons=...)`.
+KNOWN_REASONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "decode": ("avro_error", "no_magic_byte", "schema_not_found", "registry_unavailable"),
+    "route": ("unknown_destination",),
+    "transform": ("missing_identity",),
+    "deliver": ("clevertap_rejected", "retries_exhausted", "client_error"),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Source (Kafka)
+
+records_consumed = Counter(
+    f"{PREFIX}_records_consumed_total", "Kafka records polled, before decoding.", ["topic"]
 )
-committed_offset = Gauge(f"{PREFIX}_committed_offset", "Last committed offset.", ["topic", "partition"])
-last_processed_timestamp = Gauge(
-    f"{PREFIX}_last_processed_timestamp_seconds",
-    "Kafka timestamp of the newest record finished (delivered or dead-lettered), per partition.",
+consumed_bytes = Counter(f"{PREFIX}_consumed_bytes_total", "Bytes of Kafka record values polled.", ["topic"])
+assigned_partitions = Gauge(
+    f"{PREFIX}_assigned_partitions", "Partitions currently assigned to this consumer.", ["topic"]
+)
+rebalances = Counter(
+    f"{PREFIX}_rebalances_total",
+    "Rebalance callbacks by kind: assigned, revoked, lost (lost = revoked without a chance to commit).",
+    ["event"],
+)
+paused = Gauge(
+    f"{PREFIX}_paused", "1 while consumption is paused because too much is in flight (backpressure)."
+)
+consumer_lag = Gauge(
+    f"{PREFIX}_consumer_lag",
+    "Kafka records behind the end of the partition: high watermark (last stable offset under "
+    "read_committed) minus the stored offset (everything below it is delivered or dead-lettered), "
+    "else minus the committed offset. From librdkafka statistics, per assigned partition.",
     ["topic", "partition"],
 )
-commits = Counter(f"{PREFIX}_commits", "Offset commits by outcome.", ["outcome"])
+committed_offset = Gauge(
+    f"{PREFIX}_committed_offset",
+    "Last committed offset (the next offset to read after a restart), per assigned partition.",
+    ["topic", "partition"],
+)
+last_processed_timestamp = Gauge(
+    f"{PREFIX}_last_processed_record_timestamp_seconds",
+    "Kafka timestamp of the newest record finished (delivered, dead-lettered or filtered), per "
+    "partition; time() minus this is the partition's lag in time.",
+    ["topic", "partition"],
+)
+commits = Counter(f"{PREFIX}_offset_commits_total", "Offset commits by outcome.", ["outcome"])
 
+# librdkafka statistics (consumer/kafka_stats.py)
+kafka_broker_rtt_avg = Gauge(
+    f"{PREFIX}_kafka_broker_rtt_avg_seconds",
+    "Average broker round-trip time over the last statistics window (fetch requests include "
+    "the broker's fetch.wait.max.ms on idle partitions).",
+    ["broker"],
+)
+kafka_broker_rtt_p99 = Gauge(
+    f"{PREFIX}_kafka_broker_rtt_p99_seconds",
+    "99th percentile broker round-trip time over the last statistics window.",
+    ["broker"],
+)
+kafka_broker_up = Gauge(
+    f"{PREFIX}_kafka_broker_up", "1 while the connection to this broker is up.", ["broker"]
+)
+kafka_fetch_queue_records = Gauge(
+    f"{PREFIX}_kafka_fetch_queue_records",
+    "Kafka records fetched by librdkafka and not yet handed to the poll loop, all partitions.",
+)
+kafka_fetch_queue_bytes = Gauge(
+    f"{PREFIX}_kafka_fetch_queue_bytes",
+    "Bytes fetched by librdkafka and not yet handed to the poll loop, all partitions.",
+)
+
+# ---------------------------------------------------------------------------------------------
 # Decode, route, transform
-decode_failures = Counter(f"{PREFIX}_decode_failures", "Records that could not be decoded.", ["reason"])
+
+records_decoded = Counter(f"{PREFIX}_records_decoded_total", "Kafka records decoded.", ["topic"])
+decode_failures = Counter(
+    f"{PREFIX}_decode_failures_total", "Kafka records that could not be decoded, by reason.", ["reason"]
+)
 records_transformed = Counter(
-    f"{PREFIX}_records_transformed", "CleverTap records produced by the transform.", ["destination"]
+    f"{PREFIX}_records_transformed_total",
+    "CleverTap records produced by the transform, per destination.",
+    ["destination"],
 )
 events_rejected = Counter(
-    f"{PREFIX}_events_rejected", "Events refused before delivery, by stage and reason.", ["stage", "reason"]
+    f"{PREFIX}_events_rejected_total",
+    "Events refused before delivery (unknown destination, invalid event), by stage and reason.",
+    ["stage", "reason"],
 )
 events_filtered = Counter(
-    f"{PREFIX}_events_filtered", "Events skipped on purpose by a destination's event filter.", ["destination"]
+    f"{PREFIX}_events_filtered_total",
+    "Events skipped on purpose by a destination's event filter (not an error).",
+    ["destination"],
 )
 transform_fixes = Counter(
-    f"{PREFIX}_transform_fixes",
-    "Fields the default profile fixed or dropped so CleverTap accepts the record.",
+    f"{PREFIX}_transform_fixes_total",
+    "Fields the default profile fixed or dropped so CleverTap accepts the record, by check.",
     ["kind", "action"],
 )
 
+# ---------------------------------------------------------------------------------------------
 # Batch and deliver
+
 batch_records = Histogram(
-    f"{PREFIX}_batch_records",
-    "Records per upload request.",
+    f"{PREFIX}_batch_size_records",
+    "CleverTap records per upload request (CleverTap allows 1000, 100 for device tokens).",
     buckets=(1, 10, 50, 100, 250, 500, 750, 1000),
 )
 batch_bytes = Histogram(
-    f"{PREFIX}_batch_bytes",
+    f"{PREFIX}_batch_size_bytes",
     "Body bytes per upload request.",
-    buckets=(1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6),
+    buckets=(1024, 16384, 65536, 262144, 524288, 1048576, 2097152, 4194304, 8388608),
 )
-batches_sent = Counter(f"{PREFIX}_batches_sent", "Upload batches by final outcome.", ["account", "outcome"])
+batches_sent = Counter(
+    f"{PREFIX}_batches_sent_total",
+    "Upload batches by final outcome after retries: success, partial (some records rejected), failed.",
+    ["account", "outcome"],
+)
 http_responses = Counter(
-    f"{PREFIX}_http_responses", "CleverTap HTTP responses by status class.", ["status_class"]
+    f"{PREFIX}_http_responses_total", "CleverTap HTTP responses by status class.", ["status_class"]
+)
+upload_responses = Counter(
+    f"{PREFIX}_upload_responses_total",
+    "CleverTap HTTP responses per account and exact status (401/403: bad passcode or wrong region; "
+    "429: throttled).",
+    ["account", "code"],
 )
 http_request_duration = Histogram(
     f"{PREFIX}_http_request_duration_seconds",
-    "CleverTap request duration per attempt.",
+    "CleverTap request duration per attempt that got a response.",
     ["status_class"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 http_request_errors = Counter(
-    f"{PREFIX}_http_request_errors", "Requests that got no HTTP response, by error kind.", ["error"]
+    f"{PREFIX}_http_request_errors_total",
+    "Request attempts that got no HTTP response, by error kind.",
+    ["error"],
 )
-retries = Counter(f"{PREFIX}_delivery_retries", "Retried upload attempts by reason.", ["reason"])
-records_delivered = Counter(f"{PREFIX}_records_delivered", "Records CleverTap accepted.", ["account"])
+retries = Counter(f"{PREFIX}_delivery_retries_total", "Retried upload attempts by reason.", ["reason"])
+records_delivered = Counter(
+    f"{PREFIX}_records_delivered_total", "CleverTap records CleverTap accepted.", ["account"]
+)
 clevertap_record_errors = Counter(
-    f"{PREFIX}_clevertap_record_errors",
-    "Per-record errors in CleverTap replies, by CleverTap code.",
+    f"{PREFIX}_clevertap_record_errors_total",
+    "Per-record errors in CleverTap replies (unprocessed records), by CleverTap code.",
     ["code"],
 )
-in_flight_requests = Gauge(f"{PREFIX}_in_flight_requests", "Upload requests in flight.", ["account"])
+in_flight_requests = Gauge(
+    f"{PREFIX}_in_flight_requests", "Upload requests in flight, per account.", ["account"]
+)
 concurrency_limit = Gauge(
     f"{PREFIX}_concurrency_limit",
-    "Adaptive limit on concurrent requests (≤ 15, lowered on 429).",
+    "Adaptive limit on concurrent requests per account (at most 15, lowered on 429).",
     ["account"],
 )
 end_to_end_latency = Histogram(
     f"{PREFIX}_end_to_end_latency_seconds",
-    "Kafka record timestamp to CleverTap acceptance.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    "Kafka record timestamp to CleverTap acceptance, per CleverTap record.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
 )
 last_delivery_timestamp = Gauge(
-    f"{PREFIX}_last_successful_delivery_timestamp_seconds", "Unix time of the last accepted upload."
+    f"{PREFIX}_last_successful_delivery_timestamp_seconds",
+    "Unix time of the last upload CleverTap accepted (0: none since start).",
 )
 
-# Flow control and DLQ
-in_flight_records = Gauge(f"{PREFIX}_in_flight_records", "Kafka records read but not yet finished.")
+# ---------------------------------------------------------------------------------------------
+# Flow control, completion and DLQ
+
+in_flight_records = Gauge(
+    f"{PREFIX}_in_flight_records", "Kafka records read but not yet finished (delivered or dead-lettered)."
+)
 in_flight_bytes = Gauge(f"{PREFIX}_in_flight_bytes", "Bytes of Kafka records read but not yet finished.")
-dead_lettered = Counter(
-    f"{PREFIX}_dead_lettered", "Kafka records written to the DLQ, by stage and reason.", ["stage", "reason"]
+records_finished = Counter(
+    f"{PREFIX}_records_finished_total",
+    "Kafka records finished, so their offset may be committed: every CleverTap record made from it "
+    "delivered, or the record dead-lettered, or filtered on purpose.",
+    ["outcome"],
 )
-dlq_publish_failures = Counter(f"{PREFIX}_dlq_publish_failures", "DLQ writes the broker did not acknowledge.")
+dead_lettered = Counter(
+    f"{PREFIX}_dlq_records_total",
+    "Kafka records written to the DLQ and acknowledged by the broker, by stage and reason.",
+    ["stage", "reason"],
+)
+dlq_publish_failures = Counter(
+    f"{PREFIX}_dlq_publish_failures_total", "DLQ writes the broker did not acknowledge."
+)
 
-build_info = Info(f"{PREFIX}_build", "Version of the running service.")
+# ---------------------------------------------------------------------------------------------
+# Process
+
+ready = Gauge(
+    f"{PREFIX}_ready",
+    "1 while /readyz answers 200: partitions assigned (or none to get), broker reachable, not stopping.",
+)
+build_info = Info(f"{PREFIX}_build", "Versions of the running service and its Kafka client.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def status_class(status: int) -> str:
+    """The bounded `status_class` label for an HTTP status (`2xx` … `5xx`, else `other`)."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def status_code(status: int) -> str:
+    """The bounded `code` label for an HTTP status: the number, or `other` for nonsense values."""
+    return str(status) if 100 <= status <= 599 else "other"
+
+
+def observe_response(account: str, status: int, seconds: float) -> None:
+    """Count one CleverTap HTTP response everywhere it belongs, so the aggregate and the
+    per-account series never disagree."""
+    cls = status_class(status)
+    http_responses.labels(status_class=cls).inc()
+    upload_responses.labels(account=account, code=status_code(status)).inc()
+    http_request_duration.labels(status_class=cls).observe(seconds)
+
+
+def initialise_series(metric: Counter | Gauge | Histogram, **label_values: Iterable[str]) -> None:
+    """Create every combination of the given label values at 0 (counters, histograms) or at the
+    gauge's current value, so `rate()`/`increase()` see the first event and absent series never
+    hide a problem. Label names must be exactly the metric's."""
+    names = list(label_values)
+    for combo in itertools.product(*(tuple(label_values[n]) for n in names)):
+        metric.labels(**dict(zip(names, combo, strict=True)))
+
+
+def initialise(
+    *,
+    topics: Iterable[str] = (),
+    accounts: Iterable[str] = (),
+    destinations: Iterable[str] = (),
+    reasons: Mapping[str, Iterable[str]] | None = None,
+    fix_kinds: Iterable[str] = (),
+    concurrency: int | None = None,
+) -> None:
+    """Pre-create the labelled series dashboards and alerts rely on, and set build info.
+
+    Call once at start-up, after the destinations file is loaded: `accounts` and `destinations`
+    come from it, `topics` from settings. `reasons` maps a stage (decode, route, transform,
+    deliver) to its failure reasons and is merged with `KNOWN_REASONS`; `fix_kinds` are the
+    default profile's pre-flight check names. `concurrency`, when given, is the initial
+    per-account request limit. Safe to call again (e.g. on a config reload).
+    """
+    topics, accounts, destinations = tuple(topics), tuple(accounts), tuple(destinations)
+    merged = {stage: set(KNOWN_REASONS.get(stage, ())) for stage in STAGES}
+    for stage, values in (reasons or {}).items():
+        merged.setdefault(stage, set()).update(values)
+
+    initialise_series(records_consumed, topic=topics)
+    initialise_series(consumed_bytes, topic=topics)
+    initialise_series(records_decoded, topic=topics)
+    initialise_series(assigned_partitions, topic=topics)
+    initialise_series(rebalances, event=REBALANCE_EVENTS)
+    initialise_series(commits, outcome=COMMIT_OUTCOMES)
+
+    initialise_series(decode_failures, reason=sorted(merged["decode"]))
+    for stage in ("route", "transform"):
+        initialise_series(events_rejected, stage=[stage], reason=sorted(merged[stage]))
+    for stage, stage_reasons in merged.items():
+        initialise_series(dead_lettered, stage=[stage], reason=sorted(stage_reasons))
+    initialise_series(records_transformed, destination=destinations)
+    initialise_series(events_filtered, destination=destinations)
+    initialise_series(transform_fixes, kind=tuple(fix_kinds), action=FIX_ACTIONS)
+
+    initialise_series(http_responses, status_class=STATUS_CLASSES)
+    initialise_series(http_request_duration, status_class=STATUS_CLASSES)
+    initialise_series(http_request_errors, error=HTTP_ERRORS)
+    initialise_series(retries, reason=RETRY_REASONS)
+    initialise_series(records_finished, outcome=FINISH_OUTCOMES)
+    initialise_series(records_delivered, account=accounts)
+    initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
+    initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
+    initialise_series(in_flight_requests, account=accounts)
+    if concurrency is not None:
+        for account in accounts:
+            concurrency_limit.labels(account=account).set(concurrency)
+
+    set_build_info()
+
+
+def set_build_info() -> None:
+    """Publish the versions that matter when comparing two pods' behaviour."""
+    import confluent_kafka
+
+    from . import __version__
+
+    build_info.info(
+        {
+            "version": __version__,
+            "python": platform.python_version(),
+            "confluent_kafka": importlib.metadata.version("confluent-kafka"),
+            "librdkafka": str(confluent_kafka.libversion()[0]),
+        }
+    )
+
+
+# At import, not only in initialise(): the dashboard's job/instance variables are read from
+# this series, so a process that never calls initialise() must still be selectable.
+set_build_info()
+
+
+def forget_partitions(partitions: Iterable[tuple[str, int]]) -> None:
+    """Drop per-partition series for partitions this consumer no longer owns.
+
+    Call on revocation and loss: otherwise the old owner keeps exporting a frozen lag and offset
+    next to the new owner's live ones, and `sum(consumer_lag)` counts the partition twice.
+    """
+    for topic, partition in partitions:
+        for gauge in (consumer_lag, committed_offset, last_processed_timestamp):
+            with contextlib.suppress(KeyError):
+                gauge.remove(topic, str(partition))

@@ -641,11 +641,13 @@ def test_prometheus_rule_has_the_chart_rules_and_extras() -> None:
     rendered = render(scenario("monitoring"))
     groups = rendered.one("PrometheusRule")["spec"]["groups"]
     alerts = [r["alert"] for g in groups for r in g["rules"]]
-    assert {"ClevertapConsumerLagHigh", "ClevertapConsumerDeadLettering", "ClevertapConsumerDown"} <= set(
-        alerts
-    )
+    assert {
+        "ClevertapConsumerLagGrowing",
+        "ClevertapConsumerDeadLetterRateHigh",
+        "ClevertapConsumerDown",
+    } <= set(alerts)
     # Prometheus' own template syntax reaches Prometheus untouched by Helm
-    lag = next(r for g in groups for r in g["rules"] if r["alert"] == "ClevertapConsumerLagHigh")
+    lag = next(r for g in groups for r in g["rules"] if r["alert"] == "ClevertapConsumerLagGrowing")
     assert "{{ $labels.topic }}" in lag["annotations"]["summary"]
     only_extra = merge(scenario("monitoring"), {"metrics": {"prometheusRule": {"defaultRules": False}}})
     groups = render(only_extra).one("PrometheusRule")["spec"]["groups"]

@@ -168,8 +168,16 @@ rules:
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_yaml_files_are_clean(path: Path) -> None:
-    """yamllint: duplicate keys (silently last-wins in most parsers), indentation, syntax."""
-    problems = list(linter.run(path.read_text(), YAMLLINT, str(path)))
+    """yamllint: duplicate keys (silently last-wins in most parsers), indentation, syntax.
+
+    Alert rules are exempt from the line length only: a PromQL expression or an annotation reads
+    best on one line, and promtool checks those files more strictly than yamllint can.
+    """
+    problems = [
+        p
+        for p in linter.run(path.read_text(), YAMLLINT, str(path))
+        if not (path.name == "alerts.yaml" and p.rule == "line-length")
+    ]
     assert [f"{p.line}:{p.column} {p.message}" for p in problems] == []
 
 

@@ -1,0 +1,66 @@
+"""Start-up of everything an operator watches, in the one order that is safe.
+
+Logging is configured and every secret registered before anything can log (a connection error
+that echoes a SASL password must already be redacted); metric series are created before the
+first scrape; the health server starts last, not ready until the group assigns partitions.
+The pipeline calls `start()` once and uses the returned handles.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from . import metrics
+from .destinations import DestinationsFile
+from .health import Health, HealthServer, serve
+from .kafka_stats import KafkaStats
+from .logs import configure_logging, register_secret, register_settings_secrets
+from .settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Observability:
+    """Handles for the pipeline: `health` to beat and update, `kafka_stats` as the consumer's
+    `stats_cb`, `server` to close on exit."""
+
+    health: Health
+    server: HealthServer
+    kafka_stats: KafkaStats
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def start(
+    settings: Settings,
+    destinations: DestinationsFile,
+    *,
+    reasons: Mapping[str, Iterable[str]] | None = None,
+    fix_kinds: Iterable[str] = (),
+    stall_after: float = 60.0,
+    environ: Mapping[str, str] = os.environ,
+) -> Observability:
+    """Configure logs, register secrets, pre-create metric series, serve /metrics and probes.
+
+    `reasons` (stage → failure reasons) and `fix_kinds` are the transform's and codec's label
+    vocabularies, so their series exist at 0 from the first scrape. Raises ConfigError when a
+    passcode cannot be resolved and OSError when the metrics port is taken.
+    """
+    configure_logging(settings.log_level, settings.log_format)
+    register_settings_secrets(settings)
+    for destination in destinations.destinations:
+        register_secret(destination.resolve_passcode(environ))
+
+    metrics.initialise(
+        topics=settings.kafka_topics,
+        accounts=sorted({d.account_id for d in destinations.destinations}),
+        destinations=[d.id for d in destinations.destinations],
+        reasons=reasons,
+        fix_kinds=fix_kinds,
+        concurrency=settings.clevertap_max_in_flight,
+    )
+    health = Health(stall_after=stall_after)
+    server = serve(health, settings.metrics_host, settings.metrics_port)
+    return Observability(health=health, server=server, kafka_stats=KafkaStats(health))

@@ -1,0 +1,205 @@
+"""The metric set: names other modules rely on, Prometheus lint, pre-initialisation, helpers."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import confluent_kafka
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+import consumer
+from consumer import metrics as m
+from consumer.health import HealthServer
+
+from .sample import all_metrics, exercise_every_metric
+
+# Python name → label names. Other stages import these objects and call .labels(...) with
+# these names; renaming one breaks them at run time, so the test pins them.
+STABLE: dict[str, tuple[str, ...]] = {
+    "records_consumed": ("topic",),
+    "consumed_bytes": ("topic",),
+    "assigned_partitions": ("topic",),
+    "rebalances": ("event",),
+    "paused": (),
+    "consumer_lag": ("topic", "partition"),
+    "committed_offset": ("topic", "partition"),
+    "last_processed_timestamp": ("topic", "partition"),
+    "commits": ("outcome",),
+    "decode_failures": ("reason",),
+    "records_transformed": ("destination",),
+    "events_rejected": ("stage", "reason"),
+    "events_filtered": ("destination",),
+    "transform_fixes": ("kind", "action"),
+    "batch_records": (),
+    "batch_bytes": (),
+    "batches_sent": ("account", "outcome"),
+    "http_responses": ("status_class",),
+    "http_request_duration": ("status_class",),
+    "http_request_errors": ("error",),
+    "retries": ("reason",),
+    "records_delivered": ("account",),
+    "clevertap_record_errors": ("code",),
+    "in_flight_requests": ("account",),
+    "concurrency_limit": ("account",),
+    "end_to_end_latency": (),
+    "last_delivery_timestamp": (),
+    "in_flight_records": (),
+    "in_flight_bytes": (),
+    "dead_lettered": ("stage", "reason"),
+    "dlq_publish_failures": (),
+    "build_info": (),
+}
+
+
+def _scrape(server: HealthServer) -> str:
+    response = httpx.get(f"{server.url}/metrics", timeout=5.0)
+    response.raise_for_status()
+    return response.text
+
+
+def test_python_names_and_label_names_other_stages_use_are_stable() -> None:
+    defined = all_metrics()
+    for name, labels in STABLE.items():
+        metric = defined.get(name)
+        assert metric is not None, f"consumer.metrics.{name} is gone"
+        if labels:
+            child = metric.labels(**dict.fromkeys(labels, "stability-check"))
+            assert child is not None
+            metric.remove(*(["stability-check"] * len(labels)))
+        else:
+            with pytest.raises(ValueError, match="No label names"):
+                metric.labels("x")
+
+
+def test_every_family_is_exported_with_the_prefix_and_passes_promtool_lint(
+    promtool: Path, server: HealthServer
+) -> None:
+    exercise_every_metric()
+    text = _scrape(server)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for py_name, metric in all_metrics().items():
+        for family in metric.describe():
+            assert family.name.startswith("clevertap_consumer_"), py_name
+            # The text format carries an Info as a gauge named `<name>_info`.
+            exported = f"{family.name}_info" if family.type == "info" else family.name
+            assert exported in families, f"{py_name} ({exported}) missing from /metrics"
+            assert families[exported].samples, f"{exported} has no samples"
+
+    lint = subprocess.run(
+        [str(promtool), "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout.strip() == "", lint.stdout  # promtool prints lint findings, if any, here
+
+
+def test_exposition_has_no_created_series_and_counters_end_in_total(server: HealthServer) -> None:
+    exercise_every_metric()
+    text = _scrape(server)
+    assert "_created" not in text
+    for family in text_string_to_metric_families(text):
+        if family.type == "counter" and family.name.startswith("clevertap_consumer_"):
+            assert all(s.name.endswith("_total") for s in family.samples), family.name
+
+
+def test_initialise_creates_the_series_alerts_rely_on_at_zero() -> None:
+    m.initialise(
+        topics=["init-topic"],
+        accounts=["init-acc"],
+        destinations=["init-dest"],
+        reasons={"transform": ["init_reason"], "deliver": ["init_deliver_reason"]},
+        fix_kinds=["init_fix"],
+        concurrency=7,
+    )
+    get = REGISTRY.get_sample_value
+    for code in ("200", "401", "403", "429"):
+        assert get("clevertap_consumer_upload_responses_total", {"account": "init-acc", "code": code}) == 0
+    for outcome in m.BATCH_OUTCOMES:
+        assert get("clevertap_consumer_batches_sent_total", {"account": "init-acc", "outcome": outcome}) == 0
+    assert get("clevertap_consumer_records_delivered_total", {"account": "init-acc"}) == 0
+    assert get("clevertap_consumer_concurrency_limit", {"account": "init-acc"}) == 7
+    assert get("clevertap_consumer_records_consumed_total", {"topic": "init-topic"}) == 0
+    assert get("clevertap_consumer_records_transformed_total", {"destination": "init-dest"}) == 0
+    # Known and stage-supplied reasons, each only under its own stage.
+    dlq = "clevertap_consumer_dlq_records_total"
+    assert get(dlq, {"stage": "route", "reason": "unknown_destination"}) == 0
+    assert get(dlq, {"stage": "transform", "reason": "init_reason"}) == 0
+    assert get(dlq, {"stage": "deliver", "reason": "init_deliver_reason"}) == 0
+    assert get(dlq, {"stage": "route", "reason": "init_reason"}) is None
+    assert (
+        get("clevertap_consumer_events_rejected_total", {"stage": "transform", "reason": "init_reason"}) == 0
+    )
+    assert (
+        get("clevertap_consumer_events_rejected_total", {"stage": "deliver", "reason": "init_deliver_reason"})
+        is None
+    )
+    assert get("clevertap_consumer_transform_fixes_total", {"kind": "init_fix", "action": "dropped"}) == 0
+    assert get("clevertap_consumer_http_request_duration_seconds_count", {"status_class": "5xx"}) == 0
+    build: dict[str, str] = {
+        "version": consumer.__version__,
+        "python": platform.python_version(),
+        "confluent_kafka": str(confluent_kafka.__version__),
+        "librdkafka": str(confluent_kafka.libversion()[0]),
+    }
+    assert get("clevertap_consumer_build_info", build) == 1
+
+
+def test_initialise_keeps_existing_counts() -> None:
+    m.records_delivered.labels(account="keep-acc").inc(5)
+    m.initialise(accounts=["keep-acc"])
+    assert (
+        REGISTRY.get_sample_value("clevertap_consumer_records_delivered_total", {"account": "keep-acc"}) == 5
+    )
+
+
+def test_observe_response_keeps_aggregate_and_per_account_series_in_step() -> None:
+    get = REGISTRY.get_sample_value
+    before_4xx = get("clevertap_consumer_http_responses_total", {"status_class": "4xx"}) or 0
+    before_hist = get("clevertap_consumer_http_request_duration_seconds_count", {"status_class": "4xx"}) or 0
+    m.observe_response("resp-acc", 429, 0.05)
+    m.observe_response("resp-acc", 401, 0.02)
+    assert get("clevertap_consumer_http_responses_total", {"status_class": "4xx"}) == before_4xx + 2
+    assert (
+        get("clevertap_consumer_http_request_duration_seconds_count", {"status_class": "4xx"})
+        == before_hist + 2
+    )
+    assert get("clevertap_consumer_upload_responses_total", {"account": "resp-acc", "code": "429"}) == 1
+    assert get("clevertap_consumer_upload_responses_total", {"account": "resp-acc", "code": "401"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "code"),
+    [
+        (200, "2xx", "200"),
+        (429, "4xx", "429"),
+        (599, "5xx", "599"),
+        (99, "other", "other"),
+        (600, "other", "other"),
+    ],
+)
+def test_status_labels_stay_bounded(status: int, cls: str, code: str) -> None:
+    assert m.status_class(status) == cls
+    assert m.status_code(status) == code
+
+
+def test_forget_partitions_drops_only_the_revoked_partitions() -> None:
+    for p in (0, 1):
+        m.consumer_lag.labels(topic="forget-t", partition=str(p)).set(10 + p)
+        m.committed_offset.labels(topic="forget-t", partition=str(p)).set(100 + p)
+        m.last_processed_timestamp.labels(topic="forget-t", partition=str(p)).set(1.0)
+    m.forget_partitions([("forget-t", 0), ("forget-t", 7)])  # 7 was never seen: no error
+    get = REGISTRY.get_sample_value
+    assert get("clevertap_consumer_consumer_lag", {"topic": "forget-t", "partition": "0"}) is None
+    assert get("clevertap_consumer_committed_offset", {"topic": "forget-t", "partition": "0"}) is None
+    assert (
+        get(
+            "clevertap_consumer_last_processed_record_timestamp_seconds",
+            {"topic": "forget-t", "partition": "0"},
+        )
+        is None
+    )
+    assert get("clevertap_consumer_consumer_lag", {"topic": "forget-t", "partition": "1"}) == 11
