@@ -17,6 +17,8 @@ from support.fake_clevertap import FakeCleverTapProcess
 
 from consumer.cli import main
 
+pytestmark = pytest.mark.timeout(60)  # a hang fails fast; no test here comes close
+
 ACCOUNT, PASSCODE = "ACC-ONE", "pass-one"
 TS = 1_700_000_000
 
