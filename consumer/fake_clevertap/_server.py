@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ._validate import E_MISC, MAX_RECORDS, MAX_TOKEN_RECORDS, check_record
+from ._validate import E_MISC, MAX_RECORDS, MAX_TOKEN_RECORDS, check_records
 
 # Longer than any sane client timeout: a "timeout" fault holds the request until the client
 # gives up (we notice the closed socket), the fake is reset, or this runs out.
@@ -378,24 +378,22 @@ class _Handler(BaseHTTPRequestHandler):
             return malformed
 
         partial = random.Random(draw.partial_seed) if faults.partial_rate else None
-        unprocessed: list[dict[str, Any]] = []
-        skipped: set[int] = set()
-        codes: list[int] = []
-        for i, record in enumerate(records):
-            error = check_record(record)
-            if error is None and partial is not None and partial.random() < faults.partial_rate:
-                error = E_MISC
-            if error is not None:
-                skipped.add(i)
-                codes.append(error[0])
-                unprocessed.append(
-                    {
-                        "status": "fail",
-                        "code": error[0],
-                        "error": f"{error[1]} Skipped record number : {i + 1}",
-                        "record": record,
-                    }
-                )
+        errors = check_records(records)
+        if partial is not None:
+            for i in range(len(records)):
+                if i not in errors and partial.random() < faults.partial_rate:
+                    errors[i] = E_MISC
+        unprocessed = [
+            {
+                "status": "fail",
+                "code": code,
+                "error": f"{text} Skipped record number : {i + 1}",
+                "record": records[i],
+            }
+            for i, (code, text) in sorted(errors.items())
+        ]
+        skipped = set(errors)
+        codes = [code for code, _ in errors.values()]
         processed = len(records) - len(skipped)
         headers = {k: v for k, v in self.headers.items() if k.lower() != _PASSCODE_HEADER}
         state.accept(_Accepted(account, headers, body, frozenset(skipped)), len(records), codes)

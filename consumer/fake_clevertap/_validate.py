@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any
 
 import orjson
@@ -119,7 +121,10 @@ def _plainly_valid(props: dict[Any, Any]) -> bool:
     form with no `{` or `[` past its first byte has no nested value (a bracket inside a string
     only sends the record the slow way).
     """
-    out = orjson.dumps(props)
+    try:
+        out = orjson.dumps(props)
+    except TypeError:  # an integer orjson cannot write: let the slow path judge
+        return False
     return (
         len(out) <= MAX_VALUE_BYTES
         and out.find(b"{", 1) < 0
@@ -248,3 +253,54 @@ def check_record(record: Any) -> Error | None:
     if len(props) > MAX_EVENT_PROPERTIES:
         return E_TOO_MANY_PROPERTIES
     return _check_properties(props, charged=name == "Charged")
+
+
+def _plain_events(events: list[dict[str, Any]]) -> bool:
+    """True only if `check_record` accepts every one of these event records.
+
+    Told with C-level passes over the whole list (`map` of builtins), about a fifth of the cost
+    of checking record by record: the fake has to keep up with the end-to-end benchmark. Any
+    doubt (another identifier, a Charged event, a long or nested value) answers False, and the
+    caller checks record by record.
+    """
+    get = dict.get
+    identities = list(map(get, events, repeat("identity")))
+    if None in identities or "" in identities:
+        return False
+    if any(any(map(dict.__contains__, events, repeat(key))) for key in IDENTIFIERS[1:]):
+        return False
+    stamps = list(map(get, events, repeat("ts"), repeat(0)))
+    if set(map(type, stamps)) != {int} or min(stamps) < 0 or max(stamps) >= _MAX_TS_SECONDS:
+        return False
+    for name in set(map(get, events, repeat("evtName"))):
+        if type(name) is not str or not name or name.isspace() or name == "Charged" or _restricted(name):
+            return False
+    props = list(map(get, events, repeat("evtData"), repeat(_NO_PROPS)))
+    if set(map(type, props)) != {dict} or max(map(len, props)) > MAX_EVENT_PROPERTIES:
+        return False
+    if max(map(len, set(chain.from_iterable(props))), default=0) * 4 > MAX_KEY_BYTES:
+        return False
+    try:
+        dumped = list(map(orjson.dumps, props))  # see _plainly_valid for why this bounds the values
+    except TypeError:
+        return False
+    if max(map(len, dumped)) > MAX_VALUE_BYTES:
+        return False
+    joined = b"".join(dumped)
+    return joined.count(b"{") == len(dumped) and b"[" not in joined
+
+
+def check_records(records: list[Any]) -> dict[int, Error]:
+    """CleverTap's verdicts on a request's records: `{0-based index: (code, text)}` for the
+    ones it would skip. Same answers as `check_record` on each, faster on plain events."""
+    events = [i for i, r in enumerate(records) if type(r) is dict and r.get("type") == "event"]
+    to_check: Iterable[int] = range(len(records))
+    if events and _plain_events([records[i] for i in events]):
+        plain = set(events)
+        to_check = [i for i in to_check if i not in plain]
+    errors: dict[int, Error] = {}
+    for i in to_check:
+        error = check_record(records[i])
+        if error is not None:
+            errors[i] = error
+    return errors
