@@ -2,13 +2,16 @@
 
 The end-to-end benchmark pushes its events through the fake, so the fake must not be what limits
 it. Starts the fake in its own process, sends REQUESTS uploads of 1000 event records from
-CONNECTIONS threads (keep-alive httpx clients), and prints records/s.
+CONNECTIONS threads (keep-alive httpx clients), and prints records/s, plus the fake's own CPU
+time per request (from /proc), which says what one core sustains when the machine is busy
+with other work.
 
     .venv/bin/python bench/fake_clevertap.py [REQUESTS] [CONNECTIONS]
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -46,6 +49,13 @@ def _records(n: int) -> bytes:
     return orjson.dumps({"d": records})
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     connections = int(sys.argv[2]) if len(sys.argv) > 2 else 4
@@ -72,6 +82,7 @@ def main() -> None:
                     if reply.status_code != 200 or orjson.loads(reply.content)["status"] != "success":
                         failures.append(reply.text[:200])
 
+        cpu_before = _cpu_seconds(proc.pid)
         started = time.perf_counter()
         threads = [threading.Thread(target=run, args=(n,)) for n in per_thread]
         for t in threads:
@@ -79,10 +90,15 @@ def main() -> None:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
+        cpu_per_request = (_cpu_seconds(proc.pid) - cpu_before) / requests
         print(
             f"fake CleverTap: {requests} requests x 1000 records ({len(body) / 1e3:.0f} kB each) over "
             f"{connections} connections in {elapsed:.2f} s: {requests / elapsed:.0f} requests/s, "
             f"{requests * 1000 / elapsed:,.0f} records/s; {len(failures)} failed"
+        )
+        print(
+            f"fake CleverTap CPU: {cpu_per_request * 1e3:.1f} ms per request, "
+            f"{1 / cpu_per_request:.0f} requests/s ({1000 / cpu_per_request:,.0f} records/s) per busy core"
         )
     finally:
         proc.terminate()

@@ -57,6 +57,14 @@ def test_a_normalised_echo_still_matches_on_the_identifying_fields() -> None:
     assert set(read_reply(_reply(_entry(2, record=echo)), SENT).rejected) == {1}
 
 
+def test_a_ts_stamped_by_clevertap_does_not_hide_the_match() -> None:
+    sent = [
+        orjson.dumps({"type": "profile", "identity": f"u{i}", "profileData": {"Name": "A"}}) for i in range(2)
+    ]
+    echo = orjson.loads(sent[1]) | {"ts": 1_700_000_123}
+    assert set(read_reply(_reply(_entry(2, record=echo)), sent).rejected) == {1}
+
+
 def test_555_is_transient_and_the_rest_permanent() -> None:
     reading = read_reply(_reply(_entry(1, code=555), _entry(2, code=512)), SENT)
     assert set(reading.transient) == {0}
