@@ -121,7 +121,8 @@ class Deliverer:
             self._state = "running"
 
     def submit(self, batch: Batch) -> None:
-        """Hand a batch over; its result comes out of `results()` later."""
+        """Hand a batch over; its result comes out of `results()` later. RuntimeError before
+        `start()` or once `close()` began: the caller keeps such a batch uncommitted."""
         with self._lock:
             if self._state != "running" or self._loop is None:
                 raise RuntimeError(f"deliverer is {self._state}, not accepting batches")

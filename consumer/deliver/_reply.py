@@ -4,8 +4,8 @@ A 200 may carry per-record failures in `unprocessed`, each with a code, an error
 "Skipped record number : k" and (usually) the record itself. The one real reply on file numbers
 the only record of a one-record request 1, so `k` is read as 1-based; 0-based is tried second.
 When the entry carries the record, the candidate must agree with it: equal, or equal on the
-fields that identify a record (type, identifiers, event name, ts) in case CleverTap echoes a
-normalised copy. Without an index match, an entry is placed by content alone. An entry that
+fields that identify a record (type, identifiers, event name, and ts when one was sent) in
+case CleverTap echoes a normalised copy. Without an index match, an entry is placed by content alone. An entry that
 still fits no record is *unmatched*: the caller cannot tell which record failed.
 
 A reply that is not a JSON object, or whose status is not "success" with nothing in
