@@ -1,0 +1,1 @@
+"""Helpers shared by test modules: the Kafka test bed, the fake CleverTap process, metrics deltas."""

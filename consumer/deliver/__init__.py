@@ -1,0 +1,10 @@
+"""The deliver stage: batches to CleverTap's `/1/upload`, outcomes per record back.
+
+`Deliverer` owns a thread with an asyncio loop and one httpx client; the poll thread submits
+batches and drains `BatchResult`s, and routes their `Failure`s to the DLQ.
+"""
+
+from ._deliverer import BatchResult, ClientFactory, Deliverer
+from ._options import DeliveryOptions
+
+__all__ = ["BatchResult", "ClientFactory", "Deliverer", "DeliveryOptions"]

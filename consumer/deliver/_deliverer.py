@@ -1,0 +1,427 @@
+"""The deliver stage: batches in from the poll thread, per-item outcomes back to it.
+
+A dedicated thread runs an asyncio loop with one httpx client; every batch is a task there.
+Each account has its own adaptive concurrency limit, so a throttled or failing account only
+queues its own batches. Retries (no response, 429, 5xx, an unreadable 200, per-record 555) are
+driven by tenacity's `AsyncRetrying` with full-jitter exponential backoff; between attempts only
+the records still in doubt are re-sent. What the budget cannot save comes back as `Failure`s
+for the DLQ, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+
+from .. import metrics
+from ..batch import Batch
+from ..dlq import Failure
+from ._client import NoReply, Reply, post_upload
+from ._limiter import AdaptiveLimit, Signal
+from ._options import DeliveryOptions
+from ._reply import BadReplyError, read_reply
+
+log = logging.getLogger("consumer.deliver")
+
+ClientFactory = Callable[[DeliveryOptions], httpx.AsyncClient]
+_STOP_GRACE_S = 5.0  # beyond close()'s timeout, for cancelled requests to unwind
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """One outcome per item of `batch`, in order: None when CleverTap accepted the record."""
+
+    batch: Batch
+    outcomes: list[Failure | None]
+
+
+class _RetryableError(Exception):
+    """This attempt failed in a way worth another try. `reason` is the retries metric label."""
+
+    def __init__(self, reason: str, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Progress:
+    """One batch's delivery so far; `pending` are the item indices still to send."""
+
+    batch: Batch
+    outcomes: list[Failure | None]
+    pending: list[int]
+    attempts: int = 0
+    first_sent: float | None = None
+    last_status: int | None = None
+    delivered: int = 0
+    failed_reasons: Counter[str] = field(default_factory=Counter)
+
+
+def _error_text(content: bytes) -> str:
+    """CleverTap's own short error text from a non-200 body, if it sent one."""
+    try:
+        doc = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return f": {error[:200]}" if isinstance(error, str) and error else ""
+
+
+class Deliverer:
+    """Sends batches to CleverTap on its own thread; see docs/architecture.md for the contract.
+
+    `submit`, `results`, `in_flight` and `close` are called from the poll thread and never block
+    it (except `close`, for at most its timeout plus a short grace).
+    """
+
+    def __init__(self, options: DeliveryOptions, client_factory: ClientFactory | None = None) -> None:
+        self.options = options
+        self._client_factory: ClientFactory = client_factory or DeliveryOptions.http_client
+        self._lock = threading.Lock()
+        self._state = "new"
+        self._accepted = 0
+        self._returned = 0
+        self._results: deque[BatchResult] = deque()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._start_error: BaseException | None = None
+        # Owned by the loop thread:
+        self._tasks: dict[asyncio.Task[None], Batch] = {}
+        self._limits: dict[str, AdaptiveLimit] = {}
+
+    # -- the poll thread's side ------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"deliverer already {self._state}")
+            self._state = "starting"
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="deliver", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self._start_error is not None:
+            with self._lock:
+                self._state = "closed"
+            raise RuntimeError("could not start the deliverer") from self._start_error
+        with self._lock:
+            self._state = "running"
+
+    def submit(self, batch: Batch) -> None:
+        """Hand a batch over; its result comes out of `results()` later. RuntimeError before
+        `start()` or once `close()` began: the caller keeps such a batch uncommitted."""
+        with self._lock:
+            if self._state != "running" or self._loop is None:
+                raise RuntimeError(f"deliverer is {self._state}, not accepting batches")
+            self._accepted += 1
+            # Inside the lock: a submit that got in before close() is queued on the loop
+            # before close()'s shutdown, so close() sees its task.
+            self._loop.call_soon_threadsafe(self._spawn, batch)
+
+    def results(self) -> list[BatchResult]:
+        """Results finished since the last call; never blocks."""
+        out: list[BatchResult] = []
+        while True:
+            try:
+                out.append(self._results.popleft())
+            except IndexError:
+                break
+        if out:
+            with self._lock:
+                self._returned += len(out)
+        return out
+
+    def in_flight(self) -> int:
+        """Batches submitted whose result has not been taken by `results()` (or `close()`)."""
+        with self._lock:
+            return self._accepted - self._returned
+
+    def close(self, timeout: float) -> list[Batch]:
+        """Stop accepting; wait up to `timeout` for batches in flight (their results still come
+        out of `results()`); cancel the rest and return them. Those are not failures: their
+        offsets are simply not committed, and Kafka delivers them again."""
+        with self._lock:
+            if self._state != "running":
+                self._state = "closed"
+                return []
+            self._state = "closing"
+        assert self._loop is not None
+        assert self._thread is not None
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
+        try:
+            unfinished = future.result(timeout + _STOP_GRACE_S)
+        except concurrent.futures.TimeoutError:
+            log.error("delivery loop did not stop within %.1fs of its deadline", _STOP_GRACE_S)
+            unfinished = list(self._tasks.values())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(_STOP_GRACE_S)
+        with self._lock:
+            self._returned += len(unfinished)
+            self._state = "closed"
+        return unfinished
+
+    # -- the loop thread -------------------------------------------------------------------
+
+    def _run_loop(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self._client = self._client_factory(self.options)
+        except BaseException as exc:
+            self._start_error = exc
+            loop.close()
+            ready.set()
+            return
+        self._loop = loop
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def _spawn(self, batch: Batch) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._tasks[task] = batch
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+
+    async def _shutdown(self, timeout: float) -> list[Batch]:
+        batches = dict(self._tasks)
+        unfinished: list[Batch] = []
+        if batches:
+            _, pending = await asyncio.wait(batches, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            unfinished = [batches[t] for t in pending if t.cancelled()]
+        for batch in unfinished:
+            metrics.batches_sent.labels(batch.target.account_id, "unfinished").inc()
+        if unfinished:
+            log.warning(
+                "closing: %d batch(es) still in flight were cancelled, not committed", len(unfinished)
+            )
+        assert self._client is not None
+        await self._client.aclose()
+        return unfinished
+
+    async def _run(self, batch: Batch) -> None:
+        try:
+            outcomes = await self._deliver(batch)
+        except Exception:
+            log.exception("unexpected error delivering a batch for account %s", batch.target.account_id)
+            failure = Failure("deliver", "internal_error", "unexpected error in the deliverer (see its log)")
+            outcomes = [failure] * len(batch.items)
+        self._results.append(BatchResult(batch, outcomes))
+
+    def _limit_for(self, account: str) -> AdaptiveLimit:
+        limit = self._limits.get(account)
+        if limit is None:
+            o = self.options
+            limit = AdaptiveLimit(
+                account, o.max_in_flight, increase=o.aimd_increase, decrease=o.aimd_decrease
+            )
+            self._limits[account] = limit
+        return limit
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def _deliver(self, batch: Batch) -> list[Failure | None]:
+        progress = _Progress(batch, [None] * len(batch.items), list(range(len(batch.items))))
+        if not batch.items:
+            return progress.outcomes
+        limit = self._limit_for(batch.target.account_id)
+        o = self.options
+        retrying = AsyncRetrying(
+            stop=lambda state: self._out_of_budget(progress, state),
+            wait=wait_random_exponential(multiplier=o.backoff_initial_s, max=o.backoff_max_s),
+            retry=retry_if_exception_type(_RetryableError),
+            before_sleep=lambda state: self._before_retry(progress, state),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._attempt(progress, limit)
+        except _RetryableError as exc:
+            self._give_up(progress, exc)
+        self._finish(progress)
+        return progress.outcomes
+
+    def _out_of_budget(self, progress: _Progress, state: RetryCallState) -> bool:
+        if progress.attempts >= self.options.max_attempts:
+            return True
+        if progress.first_sent is None:
+            return False
+        return time.monotonic() - progress.first_sent + state.upcoming_sleep > self.options.retry_budget_s
+
+    async def _attempt(self, progress: _Progress, limit: AdaptiveLimit) -> None:
+        items = progress.batch.items
+        sent = [items[i].body for i in progress.pending]
+        body = b'{"d":[' + b",".join(sent) + b"]}"
+        token = await limit.acquire()
+        signal = Signal.NEUTRAL
+        try:
+            if progress.first_sent is None:
+                progress.first_sent = time.monotonic()
+            progress.attempts += 1
+            metrics.batch_records.observe(len(sent))
+            metrics.batch_bytes.observe(len(body))
+            reply = await post_upload(self._require_client(), progress.batch.target, body)
+            if isinstance(reply, Reply):
+                progress.last_status = reply.status
+                if reply.status == 429:
+                    signal = Signal.THROTTLED
+                elif 200 <= reply.status < 300:
+                    signal = Signal.OK
+        finally:
+            limit.release(token, signal)
+
+        if isinstance(reply, NoReply):
+            progress.last_status = None
+            raise _RetryableError("network", None, f"no response ({reply.error}): {reply.detail}")
+        status = reply.status
+        if status == 429:
+            raise _RetryableError("429", 429, "HTTP 429: too many concurrent requests")
+        if status >= 500:
+            raise _RetryableError("5xx", status, f"HTTP {status}{_error_text(reply.content)}")
+        if 200 <= status < 300:
+            self._read(progress, reply, sent)
+        else:
+            self._reject_all(progress, status, reply.content)
+
+    def _require_client(self) -> httpx.AsyncClient:
+        assert self._client is not None
+        return self._client
+
+    def _read(self, progress: _Progress, reply: Reply, sent: list[bytes]) -> None:
+        try:
+            reading = read_reply(reply.content, sent)
+        except BadReplyError as exc:
+            raise _RetryableError(
+                "bad_reply", reply.status, f"HTTP {reply.status} with an unreadable body: {exc}"
+            ) from None
+        pending = progress.pending
+        for rejection in [*reading.rejected.values(), *reading.transient.values(), *reading.unmatched]:
+            metrics.clevertap_record_errors.labels(str(rejection.code)).inc()
+        for i, rejection in reading.rejected.items():
+            self._fail(progress, pending[i], "clevertap_rejected", rejection.message, rejection.code)
+        in_doubt = reading.failed()
+        if reading.unmatched:
+            # We cannot tell which record CleverTap skipped, so none of the rest is known to be
+            # delivered: dead-letter them all (a duplicate beats a silent loss), saying so.
+            first = reading.unmatched[0]
+            message = (
+                f"CleverTap skipped {len(reading.unmatched)} record(s) of this request that match no record "
+                f"sent, so this record may or may not have been accepted; first: {first.message}"
+            )
+            for i in range(len(pending)):
+                if i not in in_doubt:
+                    self._fail(progress, pending[i], "clevertap_unmatched", message, first.code)
+        else:
+            self._delivered(progress, [pending[i] for i in range(len(pending)) if i not in in_doubt])
+        progress.pending = [pending[i] for i in sorted(reading.transient)]
+        if progress.pending:
+            first = next(iter(reading.transient.values()))
+            raise _RetryableError("record_555", first.code, f"CleverTap code {first.code}: {first.message}")
+
+    def _delivered(self, progress: _Progress, indices: list[int]) -> None:
+        if not indices:
+            return
+        progress.delivered += len(indices)
+        metrics.records_delivered.labels(progress.batch.target.account_id).inc(len(indices))
+        now = time.time()
+        metrics.last_delivery_timestamp.set(now)
+        items = progress.batch.items
+        for i in indices:
+            stamp = items[i].entry.timestamp_ms
+            if stamp:
+                metrics.end_to_end_latency.observe(max(0.0, now - stamp / 1000))
+
+    def _fail(self, progress: _Progress, index: int, reason: str, message: str, code: int | None) -> None:
+        progress.outcomes[index] = Failure("deliver", reason, message, code)
+        progress.failed_reasons[reason] += 1
+
+    def _reject_all(self, progress: _Progress, status: int, content: bytes) -> None:
+        account = progress.batch.target.account_id
+        text = _error_text(content)
+        if status == 401:
+            reason = "unauthorized"
+            message = (
+                f"HTTP 401 from CleverTap for account {account}{text}: bad credentials or wrong region "
+                "(check the destination's passcode and region)"
+            )
+        else:
+            reason = "forbidden" if status == 403 else f"http_{status // 100}xx"
+            message = f"HTTP {status} from CleverTap for account {account}{text}"
+        log.warning(
+            "upload to account %s refused: status=%s attempt=%d reason=%s (not retried)",
+            account,
+            status,
+            progress.attempts,
+            reason,
+        )
+        for i in progress.pending:
+            self._fail(progress, i, reason, message, status)
+        progress.pending = []
+
+    def _before_retry(self, progress: _Progress, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = exc.reason if isinstance(exc, _RetryableError) else "unknown"
+        metrics.retries.labels(reason).inc()
+        log.warning(
+            "upload to account %s failed: status=%s attempt=%d reason=%s; retrying %d record(s) in %.2fs",
+            progress.batch.target.account_id,
+            progress.last_status if progress.last_status is not None else "none",
+            progress.attempts,
+            reason,
+            len(progress.pending),
+            state.upcoming_sleep,
+        )
+
+    def _give_up(self, progress: _Progress, exc: _RetryableError) -> None:
+        elapsed = time.monotonic() - (progress.first_sent or time.monotonic())
+        message = f"gave up after {progress.attempts} attempt(s) in {elapsed:.1f}s; last error: {exc.message}"
+        log.warning(
+            "upload to account %s failed: status=%s attempt=%d reason=%s; retry budget exhausted, "
+            "%d record(s) to the DLQ",
+            progress.batch.target.account_id,
+            progress.last_status if progress.last_status is not None else "none",
+            progress.attempts,
+            exc.reason,
+            len(progress.pending),
+        )
+        for i in progress.pending:
+            self._fail(progress, i, "retries_exhausted", message, exc.code)
+        progress.pending = []
+
+    def _finish(self, progress: _Progress) -> None:
+        account = progress.batch.target.account_id
+        failed = sum(progress.failed_reasons.values())
+        total = len(progress.outcomes)
+        outcome = "delivered" if not failed else ("failed" if failed == total else "partial")
+        metrics.batches_sent.labels(account, outcome).inc()
+        if failed:
+            reasons = ", ".join(f"{r}={n}" for r, n in sorted(progress.failed_reasons.items()))
+            log.warning(
+                "batch for account %s: %d of %d record(s) not delivered (%s) after %d attempt(s)",
+                account,
+                failed,
+                total,
+                reasons,
+                progress.attempts,
+            )

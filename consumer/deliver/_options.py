@@ -1,0 +1,62 @@
+"""Delivery settings in one value, so the deliverer never reads the environment itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from ..settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """How the deliverer talks to CleverTap.
+
+    The retry budget holds two limits, whichever ends first: `max_attempts` requests per batch,
+    and `retry_budget_s` from the batch's first request (time queued for a concurrency slot
+    before that is backpressure, not failure). A retry whose backoff would end past the budget
+    is not started; a request in progress keeps its own `timeout_s`.
+    """
+
+    timeout_s: float = 30.0
+    max_in_flight: int = 15  # per account; CleverTap answers 429 above 15
+    retry_budget_s: float = 300.0
+    max_attempts: int = 20
+    backoff_initial_s: float = 0.5  # full jitter: sleep is uniform in [0, initial * 2^(n-1)]
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    max_keepalive: int = 64
+    aimd_increase: float = 1.0  # added to the limit per window of successful requests
+    aimd_decrease: float = 0.5  # the limit is multiplied by this on a 429
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_in_flight <= 15:
+            raise ValueError("max_in_flight must be between 1 and 15 (CleverTap's cap)")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be ≥ 1")
+        if not 0 < self.aimd_decrease < 1:
+            raise ValueError("aimd_decrease must be between 0 and 1")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryOptions:
+        return cls(
+            timeout_s=settings.clevertap_timeout_seconds,
+            max_in_flight=settings.clevertap_max_in_flight,
+            retry_budget_s=settings.delivery_retry_budget_seconds,
+            max_attempts=settings.delivery_max_attempts,
+        )
+
+    def http_client(self) -> httpx.AsyncClient:
+        """The default client: one keep-alive pool for every host. The per-account limits bound
+        the connections, so the pool itself does not (a cap there would couple accounts)."""
+        from ._client import USER_AGENT
+
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, self.connect_timeout_s)),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=self.max_keepalive, keepalive_expiry=30.0
+            ),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
