@@ -23,9 +23,9 @@ def test_same_seed_same_bytes_other_seed_other_events() -> None:
     first = run("300", "--seed", "42", "--destinations", "a,b")
     assert first == run("300", "--seed", "42", "--destinations", "a,b")
     assert first != run("300", "--seed", "43", "--destinations", "a,b")
-    assert run("300", "--seed", "42", "--destinations", "a,b")[
-        : len(run("10", "--seed", "42", "--destinations", "a,b"))
-    ] == run("10", "--seed", "42", "--destinations", "a,b")  # a longer run starts with the shorter one
+    assert first.startswith(
+        run("10", "--seed", "42", "--destinations", "a,b")
+    )  # longer runs extend shorter ones
 
 
 def test_lines_are_json_objects_with_the_given_destinations() -> None:
