@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
 
 import orjson
+from confluent_kafka import KafkaException
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -220,8 +221,6 @@ class Publisher:
     def _produce(
         self, number: int, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
     ) -> None:
-        from confluent_kafka import KafkaException
-
         def delivered(err: Any, _msg: Any) -> None:
             if err is None:
                 self.summary.produced += 1

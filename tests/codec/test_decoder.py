@@ -205,3 +205,12 @@ def test_non_avro_and_broken_writer_schemas_are_unsupported(
         error = reason_of(decoder, frame(schema_id, b"\x00"))
         assert (error.reason, error.transient) == ("unsupported_schema", False)
         assert expected in error.message
+
+
+def test_a_writer_schema_that_is_not_our_record_is_incompatible(
+    decoder: Decoder, registry: SchemaRegistryServer
+) -> None:
+    schema_id = registry.register("strings-value", '{"type": "string"}')
+    error = reason_of(decoder, frame(schema_id, b"\x06abc"))
+    assert (error.reason, error.transient) == ("incompatible_schema", False)
+    assert f"schema id {schema_id} cannot be read as clevertap_consumer.events.Event" in error.message
