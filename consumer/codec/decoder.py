@@ -31,6 +31,7 @@ HEADER_SIZE: Final = _HEADER.size  # magic byte + 4-byte big-endian schema id
 #: How long a "schema not found" answer is remembered, so a stream of records with a deleted
 #: schema id costs one registry request per interval instead of one per record.
 NOT_FOUND_TTL_SECONDS: Final = 10.0
+MAX_NOT_FOUND: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class Decoder:
         self.registry = registry
         self.not_found_ttl = not_found_ttl
         self._writers: dict[int, _Writer] = {}
-        self._not_found: dict[int, tuple[float, DecodeError]] = {}
+        self._not_found: dict[int, tuple[float, str]] = {}
         self._local = envelope_schema.PARSED
 
     @classmethod
@@ -73,7 +74,7 @@ class Decoder:
         if not value:
             raise DecodeError("empty_value", "the record has no value (null or empty)")
         if self.registry is None:
-            return self._read(value, 0, self._local, None, "the bundled schema")
+            return self._read(value, 0, self._local, None, None)
         if len(value) < HEADER_SIZE:
             raise DecodeError(
                 "not_confluent_framed",
@@ -88,9 +89,12 @@ class Decoder:
         writer = self._writers.get(schema_id)
         if writer is None:
             writer = self._fetch(schema_id)
-        return self._read(value, HEADER_SIZE, writer.parsed, writer.reader, f"schema id {schema_id}")
+        return self._read(value, HEADER_SIZE, writer.parsed, writer.reader, schema_id)
 
-    def _read(self, value: bytes, start: int, writer: Any, reader: Any, which: str) -> dict[str, Any]:
+    def _read(
+        self, value: bytes, start: int, writer: Any, reader: Any, schema_id: int | None
+    ) -> dict[str, Any]:
+        """Read one record; `schema_id` is None in plain mode (error messages only)."""
         fo = io.BytesIO(value)  # shares the bytes object; no copy
         if start:
             fo.seek(start)
@@ -99,42 +103,53 @@ class Decoder:
         except SchemaResolutionError as exc:
             raise DecodeError(
                 "incompatible_schema",
-                f"{which} cannot be read as {envelope_schema.FULL_NAME}: {str(exc)[:300]}",
+                f"{_which(schema_id)} cannot be read as {envelope_schema.FULL_NAME}: {str(exc)[:300]}",
             ) from None
         except Exception as exc:  # truncated or garbage bytes: EOFError, IndexError, UnicodeDecodeError, …
-            raise DecodeError("avro_error", self._avro_hint(value, start, fo.tell(), which, exc)) from None
+            raise DecodeError(
+                "avro_error", self._avro_hint(value, start, fo.tell(), schema_id, exc)
+            ) from None
         if fo.tell() != len(value):
             raise DecodeError(
                 "avro_error",
-                f"Avro body decoded with {which} left {len(value) - fo.tell()} of {len(value) - start}"
+                f"Avro body decoded with {_which(schema_id)} left {len(value) - fo.tell()} of {len(value) - start}"
                 " bytes unread (written with another schema?)",
             )
         return record  # type: ignore[return-value]  # a record schema reads as a dict
 
-    def _avro_hint(self, value: bytes, start: int, at: int, which: str, exc: Exception) -> str:
+    def _avro_hint(self, value: bytes, start: int, at: int, schema_id: int | None, exc: Exception) -> str:
         message = (
-            f"Avro body of {len(value) - start} bytes does not decode with {which}"
+            f"Avro body of {len(value) - start} bytes does not decode with {_which(schema_id)}"
             f" ({type(exc).__name__} at byte {max(at - start, 0)})"
         )
         if self.registry is None and len(value) >= HEADER_SIZE and value[0] == 0:
             message += "; it may be Confluent-framed: set SCHEMA_REGISTRY_URL"
         return message
 
+    def _remember_not_found(self, schema_id: int, now: float, message: str) -> None:
+        """Remember a 404 for a while; bounded, since garbage values can name any id."""
+        if len(self._not_found) >= MAX_NOT_FOUND:
+            self._not_found = {k: v for k, v in self._not_found.items() if now - v[0] < self.not_found_ttl}
+            if len(self._not_found) >= MAX_NOT_FOUND:
+                self._not_found.clear()
+        self._not_found[schema_id] = (now, message)
+
     def _fetch(self, schema_id: int) -> _Writer:
         """Fetch, check and parse the writer schema `schema_id` (the slow path, once per id)."""
         assert self.registry is not None
         doing = f"schema id {schema_id}"
+        now = time.monotonic()
         remembered = self._not_found.get(schema_id)
         if remembered is not None:
-            if time.monotonic() - remembered[0] < self.not_found_ttl:
-                raise remembered[1]
+            if now - remembered[0] < self.not_found_ttl:
+                raise DecodeError("unknown_schema_id", remembered[1])
             del self._not_found[schema_id]
         try:
             registered = self.registry.client.get_schema(schema_id)
         except Exception as exc:
             error = self.registry.failure(exc, doing)
             if error.reason == "unknown_schema_id":
-                self._not_found[schema_id] = (time.monotonic(), error)
+                self._remember_not_found(schema_id, now, error.message)
             raise error from None
         kind = registered.schema_type or "AVRO"
         if kind != "AVRO":
@@ -158,3 +173,7 @@ class Decoder:
         writer = _Writer(schema_id, self._local if same else parsed, None if same else self._local)
         self._writers[schema_id] = writer
         return writer
+
+
+def _which(schema_id: int | None) -> str:
+    return "the bundled schema" if schema_id is None else f"schema id {schema_id}"

@@ -137,3 +137,13 @@ def test_no_registry_url_means_plain_avro() -> None:
     assert decoder.registry is None
     assert encoder.schema_id is None
     assert to_message(decoder.decode(encoder.encode(EVENTS[2]))) == EVENTS[2]
+
+
+def test_a_404_that_is_not_schema_not_found_is_a_configuration_problem(
+    registry: SchemaRegistryServer,
+) -> None:
+    value = Encoder(Registry.connect(registry.url), "t").encode(EVENTS[0])
+    wrong_path = Decoder(Registry.connect(registry.url + "/not/the/api"))
+    error = failure(wrong_path, value)
+    assert (error.reason, error.transient) == ("registry_error", True)  # retried, not dead-lettered
+    assert "HTTP 404" in error.message
