@@ -86,12 +86,17 @@ def produce(
     )
     source: IO[bytes] = file.open("rb") if file is not None else sys.stdin.buffer
     total = file.stat().st_size if file is not None else None
+    interrupted = False
     try:
         if sys.stderr.isatty():
             _with_progress(publisher, source, total, topic, delivery_timeout)
         else:
             publisher.publish_lines(source)
             publisher.finish(delivery_timeout + 5)
+    except KeyboardInterrupt:  # stop reading, but report what reached the broker
+        interrupted = True
+        problem("interrupted; waiting up to 5 s for the events already sent")
+        publisher.finish(5)
     finally:
         if file is not None:
             source.close()
@@ -100,7 +105,7 @@ def produce(
     if summary.first_error and summary.failed > 1:
         problem(f"{summary.failed} events not produced; the first failure: {summary.first_error}")
     click.echo(f"{summary.line()} → {topic}")
-    sys.exit(0 if summary.ok else 1)
+    sys.exit(130 if interrupted else 0 if summary.ok else 1)
 
 
 def _with_progress(publisher: Any, source: IO[bytes], total: int | None, topic: str, timeout: float) -> None:

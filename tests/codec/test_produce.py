@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -249,3 +250,29 @@ def test_sample_events_piped_into_produce_as_processes(
     decoded = [to_message(Decoder().decode(r.value())) for r in kafka.consume_all(topic, 150)]
     expected = [orjson.loads(line) for line in sample.stdout.splitlines()]
     assert sorted(decoded, key=lambda m: m["messageId"]) == sorted(expected, key=lambda m: m["messageId"])
+
+
+def test_ctrl_c_reports_what_was_produced(kafka: KafkaBed, new_topic: Callable[..., str]) -> None:
+    topic = new_topic()
+    env = {"PATH": "/usr/bin:/bin", "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consumer", "produce", "--topic", topic],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert process.stdin is not None
+        process.stdin.write(b'{"type": "track", "userId": "u"}\n' * 10)
+        process.stdin.flush()  # and keep stdin open: the command waits for more
+        deadline = time.monotonic() + 60
+        while sum(kafka.end_offsets(topic).values()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert "interrupted" in stderr.decode()
+    assert stdout.decode().strip() == f"produced 10, failed 0, invalid 0 → {topic}"
