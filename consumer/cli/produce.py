@@ -55,7 +55,7 @@ def produce(
 
     Invalid lines are reported with their line numbers and skipped. The last line on stdout
     counts produced, failed and invalid events; the exit code is 1 if any event failed or was
-    invalid, 2 if the settings or the registry are wrong.
+    invalid, 2 if the settings or the registry are wrong, 130 after Ctrl-C.
     """
     from confluent_kafka import KafkaException, Producer
 
