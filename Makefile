@@ -40,6 +40,7 @@ demo: $(STAMP)  ## local Kafka + sample events + fake CleverTap + the service, t
 	$(BIN)/clevertap-consumer demo
 
 bench: $(STAMP)  ## all benchmarks (prints numbers; asserts nothing)
+	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/transform.py
 
 clean:  ## remove the venv and caches (not the Kafka jar cache)

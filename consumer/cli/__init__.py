@@ -11,6 +11,8 @@ import click
 from .. import __version__
 from .check_config import check_config
 from .fake_clevertap import fake_clevertap
+from .produce import produce
+from .sample_events import sample_events
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -21,3 +23,5 @@ def main() -> None:
 
 main.add_command(check_config)
 main.add_command(fake_clevertap)
+main.add_command(produce)
+main.add_command(sample_events)
