@@ -220,7 +220,25 @@ class Broker:
             *args,
         ]
 
-    def start(self, timeout: float = 90.0) -> Broker:
+    def start(self, timeout: float = 120.0, attempts: int = 3) -> Broker:
+        """Start the broker and wait until it answers.
+
+        A port found free can be taken by another process before the JVM binds it (parallel test
+        sessions on one machine). A first start on ports we picked ourselves therefore retries on
+        fresh ports with fresh storage; a restart keeps its ports, since its data depends on them.
+        """
+        picked = not self.port and not self.controller_port
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start(timeout)
+            except KafkaLocalError:
+                if not picked or attempt == attempts:
+                    raise
+                shutil.rmtree(self.workdir / "data", ignore_errors=True)
+                self.port = self.controller_port = 0
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> Broker:
         libs = ensure_jars()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
