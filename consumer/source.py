@@ -35,6 +35,12 @@ class RebalanceListener:
     def lost(self, partitions: PartitionSet) -> None:  # pragma: no cover - interface
         """Partitions are already gone (session timeout, fencing): forget them, commit nothing."""
 
+    def assignment_changed(self, partitions: int) -> None:  # pragma: no cover - interface
+        """The group answered: we now own `partitions` partitions (0 is a valid answer)."""
+
+    def brokers_down(self) -> None:  # pragma: no cover - interface
+        """librdkafka lost every broker connection."""
+
 
 def message_headers(message: Message) -> Headers:
     """A consumed record's headers as (name, bytes) pairs, whatever form the client gave them in."""
@@ -54,13 +60,12 @@ class Source:
         self._topics = list(topics)
         self._listener = listener
         self._consumer = Consumer(
-            {**config, "on_commit": self._on_commit, "error_cb": self._on_error}, logger=log
+            {"logger": log, **config, "on_commit": self._on_commit, "error_cb": self._on_error}
         )
         self.assignment: PartitionSet = set()
         self.paused = False
         self._fresh: PartitionSet = set()
         self._held: dict[TopicPartitionKey, float] = {}
-        self.broker_connected = True
         self.fatal: KafkaError | None = None
 
     # --- group membership --------------------------------------------------------------------
@@ -72,7 +77,8 @@ class Source:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = _keys(partitions)
-        if not tps:
+        if not tps:  # a member with nothing to do still has an answer from the group
+            self._listener.assignment_changed(len(self.assignment))
             return
         metrics.rebalances.labels("assigned").inc()
         self.assignment |= tps
@@ -82,6 +88,7 @@ class Source:
         self._update_assigned_gauge()
         log.info("partitions assigned", extra={"partitions": sorted(f"{t}[{p}]" for t, p in tps)})
         self._listener.assigned(tps)
+        self._listener.assignment_changed(len(self.assignment))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = _keys(partitions)
@@ -106,6 +113,8 @@ class Source:
         for tp in tps:
             self._held.pop(tp, None)
         self._update_assigned_gauge()
+        metrics.forget_partitions(tps)
+        self._listener.assignment_changed(len(self.assignment))
 
     def _update_assigned_gauge(self) -> None:
         counts: dict[str, int] = dict.fromkeys(self._topics, 0)
@@ -119,22 +128,21 @@ class Source:
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None and err.code() == KafkaError._NO_OFFSET:
             return
-        if err is not None:
+        failed = [p for p in partitions if p.error is not None]
+        if err is not None or failed:
             metrics.commits.labels("failure").inc()
-            log.warning("offset commit failed", extra={"error": err.str()})
+            detail = err.str() if err is not None else str(failed[0].error)
+            log.warning("offset commit failed", extra={"error": detail, "partitions": len(failed)})
             return
         metrics.commits.labels("success").inc()
-        for p in partitions:
-            if p.error is None and p.offset >= 0:
-                metrics.committed_offset.labels(p.topic, str(p.partition)).set(p.offset)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             self.fatal = err
             log.error("fatal Kafka error", extra={"error": err.str()})
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.broker_connected = False
             log.warning("all brokers down", extra={"error": err.str()})
+            self._listener.brokers_down()
         else:
             log.debug("Kafka client error", extra={"error": err.str()})
 
@@ -159,8 +167,6 @@ class Source:
                 raise KafkaException(err)
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error", extra={"error": err.str()})
-        if batch:
-            self.broker_connected = True
         return messages
 
     def pause_all(self) -> None:

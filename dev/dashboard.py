@@ -374,8 +374,8 @@ ROWS: list[Row] = [
                 "Batches by outcome",
                 "ops",
                 [T(f"sum by (outcome) ({rate('batches_sent_total')})", "{{outcome}}")],
-                "Upload batches by final outcome: success, partial (some records rejected), failed "
-                "(all records to the DLQ).",
+                "Upload batches by final outcome: delivered, partial (some records rejected), failed "
+                "(all records to the DLQ), unfinished (cut off by shutdown; redelivered later).",
                 width=8,
             ),
             Panel(

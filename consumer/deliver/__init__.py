@@ -4,7 +4,7 @@
 batches and drains `BatchResult`s, and routes their `Failure`s to the DLQ.
 """
 
-from ._deliverer import BatchResult, ClientFactory, Deliverer
+from ._deliverer import FAILURE_REASONS, BatchResult, ClientFactory, Deliverer
 from ._options import DeliveryOptions
 
-__all__ = ["BatchResult", "ClientFactory", "Deliverer", "DeliveryOptions"]
+__all__ = ["FAILURE_REASONS", "BatchResult", "ClientFactory", "Deliverer", "DeliveryOptions"]

@@ -37,6 +37,19 @@ ClientFactory = Callable[[DeliveryOptions], httpx.AsyncClient]
 _STOP_GRACE_S = 5.0  # beyond close()'s timeout, for cancelled requests to unwind
 
 
+# Every `Failure.reason` this stage hands back (metric labels and the DLQ's `dlq.reason` header).
+FAILURE_REASONS = (
+    "clevertap_rejected",
+    "clevertap_unmatched",
+    "retries_exhausted",
+    "unauthorized",
+    "forbidden",
+    "http_3xx",
+    "http_4xx",
+    "internal_error",
+)
+
+
 @dataclass(slots=True)
 class BatchResult:
     """One outcome per item of `batch`, in order: None when CleverTap accepted the record."""
