@@ -322,15 +322,22 @@ def _reachable(bootstrap: str) -> bool:
         return False
 
 
+def running() -> str | None:
+    """The bootstrap address of the broker `up` started, if it is still running."""
+    if not STATE.exists():
+        return None
+    state = json.loads(STATE.read_text())
+    return str(state["bootstrap"]) if _alive(state["pid"]) and _reachable(state["bootstrap"]) else None
+
+
 def up() -> str:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         wait_until_ready(external, 30)
         return external
-    if STATE.exists():
-        state = json.loads(STATE.read_text())
-        if _alive(state["pid"]) and _reachable(state["bootstrap"]):
-            return str(state["bootstrap"])
+    already = running()
+    if already:
+        return already
     # KRaft storage remembers the controller's address: reuse the ports of the last run when they
     # are free, else start over with empty storage (the local broker holds nothing precious).
     ports = LOCAL / "ports.json"
@@ -371,9 +378,9 @@ def main(argv: list[str]) -> int:
         elif command == "down":
             print("stopped" if down() else "not running")
         elif command == "status":
-            running = STATE.exists() and _alive(json.loads(STATE.read_text())["pid"])
-            print(json.loads(STATE.read_text())["bootstrap"] if running else "not running")
-            return 0 if running else 1
+            bootstrap = running()
+            print(bootstrap or "not running")
+            return 0 if bootstrap else 1
         else:
             print(f"usage: {argv[0]} up|down|status", file=sys.stderr)
             return 2

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.fake_clevertap import FakeCleverTapProcess, run_fake_clevertap, start_fake_clevertap
 
-pytest_plugins = ["tests.support.kafka"]
+pytest_plugins = ["tests.support.kafka", "tests.support.service"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,386 @@
+"""The poll loop that drives every stage, and the service's start-up and shutdown.
+
+One thread runs everything left of the HTTP calls: consume, decode, route, transform, batch,
+hand batches to the deliverer, read its results, write dead letters, store offsets and apply
+backpressure. It never blocks for longer than one short consume timeout, so the group session
+stays healthy however slow CleverTap is, and a SIGTERM is noticed at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import Message, Producer
+
+from . import metrics
+from .batch import Batch, Batcher
+from .codec import DecodeError, to_message
+from .deliver import BatchResult
+from .dlq import DeadLetters, Failure
+from .offsets import Entry, OffsetTracker, TopicPartitionKey
+from .route import Route, Router
+from .settings import Settings
+from .source import PartitionSet, RebalanceListener, Source, message_headers
+from .transform import Accepted, Filtered, transform
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_DECODE_BACKOFF_S = 5.0
+
+
+class Decoder(Protocol):
+    def decode(self, value: bytes | None) -> dict[str, Any]: ...
+
+
+class Deliverer(Protocol):
+    def submit(self, batch: Batch) -> None: ...
+    def results(self) -> list[BatchResult]: ...
+    def in_flight(self) -> int: ...
+    def close(self, timeout: float) -> list[Batch]: ...
+
+
+class Health(Protocol):
+    def beat(self) -> None: ...
+    def set_assigned(self, partitions: int) -> None: ...
+    def set_broker_connected(self, connected: bool) -> None: ...
+    def set_shutting_down(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    topics: tuple[str, ...]
+    group_id: str
+    dlq_topic: str
+    batch_max_records: int = 1000
+    batch_max_bytes: int = 4 * 1024 * 1024
+    batch_linger_s: float = 0.2
+    max_in_flight_records: int = 50_000
+    max_in_flight_bytes: int = 128 * 1024 * 1024
+    drain_timeout_s: float = 20.0
+    revoke_timeout_s: float = 10.0
+    poll_records: int = 1000
+    poll_timeout_s: float = 0.1
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PipelineOptions:
+        return cls(
+            topics=s.kafka_topics,
+            group_id=s.kafka_group_id,
+            dlq_topic=s.dlq_topic,
+            batch_max_records=s.batch_max_records,
+            batch_max_bytes=s.batch_max_bytes,
+            batch_linger_s=s.batch_linger_ms / 1000,
+            max_in_flight_records=s.max_in_flight_records,
+            max_in_flight_bytes=s.max_in_flight_bytes,
+            drain_timeout_s=s.drain_timeout_seconds,
+            revoke_timeout_s=s.revoke_timeout_seconds,
+        )
+
+
+def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
+    """The group member's librdkafka settings: at-least-once, cooperative, bounded prefetch."""
+    conf: dict[str, Any] = {
+        **client,
+        "group.id": s.kafka_group_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": 2000,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": s.kafka_session_timeout_ms,
+        "max.poll.interval.ms": 300_000,
+        "queued.max.messages.kbytes": 32768,
+        "isolation.level": "read_committed",
+        "statistics.interval.ms": 15_000,
+    }
+    conf["auto.commit.interval.ms"] = s.commit_interval_ms
+    if s.kafka_group_instance_id:
+        conf["group.instance.id"] = s.kafka_group_instance_id
+    conf.update(s.kafka_extra_config)
+    if conf.get("group.protocol") == "consumer":
+        # KIP-848: the broker assigns partitions and owns session timeouts.
+        conf.pop("partition.assignment.strategy", None)
+        conf.pop("session.timeout.ms", None)
+    return conf
+
+
+def producer_config(client: dict[str, Any]) -> dict[str, Any]:
+    """The DLQ producer: nothing counts as dead-lettered until every replica has it."""
+    return {
+        **client,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "compression.type": "lz4",
+        "message.timeout.ms": 120_000,
+    }
+
+
+class Pipeline(RebalanceListener):
+    """Wires the stages together on the poll thread. See docs/architecture.md."""
+
+    def __init__(
+        self,
+        options: PipelineOptions,
+        *,
+        consumer_conf: dict[str, Any],
+        producer: Producer,
+        decoder: Decoder,
+        router: Router,
+        deliverer: Deliverer,
+        health: Health | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.options = options
+        self._clock = clock
+        self._decoder = decoder
+        self._router = router
+        self._deliverer = deliverer
+        self._health = health
+        self._tracker = OffsetTracker()
+        self._batcher = Batcher(options.batch_max_records, options.batch_max_bytes, options.batch_linger_s)
+        self._dlq = DeadLetters(producer, options.dlq_topic, options.group_id, self._finish)
+        self._producer = producer
+        self._source = Source(consumer_conf, options.topics, self)
+        self._unpublished: Counter[str] = Counter()
+        self._newest: dict[TopicPartitionKey, int] = {}
+        self.stats: Counter[str] = Counter()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Process until `stop` is set, then drain, commit and leave the group."""
+        self._source.subscribe()
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self._shutdown()
+
+    def step(self) -> None:
+        messages = self._source.poll(self.options.poll_records, self.options.poll_timeout_s)
+        now = self._clock()
+        if messages:
+            self._ingest(messages, now)
+        for batch in self._batcher.due(now):
+            self._deliverer.submit(batch)
+        self._drain(now)
+        self._source.store(self._tracker.take_committable())
+        self._flow_control()
+        self._publish()
+        if self._health is not None:
+            self._health.beat()
+
+    def _ingest(self, messages: list[Message], now: float) -> None:
+        consumed: Counter[str] = Counter()
+        consumed_bytes: Counter[str] = Counter()
+        decoded: Counter[str] = Counter()
+        for m in messages:
+            topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
+            if self._source.is_held((topic, partition)):
+                continue  # re-read after the hold; never registered, never committed
+            value = m.value()
+            consumed[topic] += 1
+            consumed_bytes[topic] += len(value or b"")
+            _, ts = m.timestamp()
+            entry = Entry(
+                topic, partition, offset, m.key(), value, message_headers(m), ts if ts > 0 else None
+            )
+            try:
+                message = to_message(self._decoder.decode(value))
+            except DecodeError as exc:
+                if exc.transient:
+                    log.warning(
+                        "decode failed, will retry",
+                        extra={
+                            "stage": "decode",
+                            "topic": topic,
+                            "partition": partition,
+                            "offset": offset,
+                            "reason": exc.reason,
+                        },
+                    )
+                    self._source.hold((topic, partition), offset, now + TRANSIENT_DECODE_BACKOFF_S)
+                    continue
+                self._tracker.register(entry)
+                metrics.decode_failures.labels(exc.reason).inc()
+                self._reject(entry, Failure("decode", exc.reason, exc.message))
+                continue
+            decoded[topic] += 1
+            self._tracker.register(entry)
+            self._process(entry, message, now)
+        for topic, n in consumed.items():
+            metrics.records_consumed.labels(topic).inc(n)
+            metrics.consumed_bytes.labels(topic).inc(consumed_bytes[topic])
+            metrics.records_decoded.labels(topic).inc(decoded[topic])
+            self.stats["consumed"] += n
+
+    def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
+        route = self._router.route(message, entry.headers)
+        if isinstance(route, Failure):
+            self._reject(entry, route)
+            return
+        entry.destination_id = route.destination_id
+        try:
+            result = transform(message, route.config)
+        except Exception as exc:  # a bug must cost one message, never the consumer
+            log.exception(
+                "transform raised", extra={"stage": "transform", "destination": route.destination_id}
+            )
+            self._reject(entry, Failure("transform", "internal_error", f"{type(exc).__name__} in transform"))
+            return
+        if isinstance(result, Accepted):
+            self._accept(entry, route, result, now)
+        elif isinstance(result, Filtered):
+            metrics.events_filtered.labels(route.destination_id).inc()
+            self._finish(entry, "filtered")
+        else:
+            self._reject(entry, Failure("transform", result.reason, result.message))
+
+    def _accept(self, entry: Entry, route: Route, result: Accepted, now: float) -> None:
+        for fix in result.fixes:
+            metrics.transform_fixes.labels(fix.kind, fix.action).inc()
+        if not result.records:
+            self._finish(entry, "filtered")
+            return
+        metrics.records_transformed.labels(route.destination_id).inc(len(result.records))
+        entry.outstanding = len(result.records)
+        for record in result.records:
+            for batch in self._batcher.add(route.target, record, entry, now):
+                self._deliverer.submit(batch)
+
+    def _reject(self, entry: Entry, failure: Failure) -> None:
+        metrics.events_rejected.labels(failure.stage, failure.reason).inc()
+        entry.failures.append(failure)
+        self._dlq.send(entry, failure)
+
+    # --- results --------------------------------------------------------------------------------
+
+    def _drain(self, now: float) -> None:
+        for result in self._deliverer.results():
+            for item, outcome in zip(result.batch.items, result.outcomes, strict=True):
+                entry = item.entry
+                if entry.dropped:
+                    continue
+                if outcome is not None:
+                    entry.failures.append(outcome)
+                entry.outstanding -= 1
+                if entry.outstanding == 0:
+                    if entry.failures:
+                        self._dlq.send(entry, entry.failures[0])
+                    else:
+                        self._finish(entry, "delivered")
+        self._dlq.poll()
+        self._source.release_due(now)
+
+    def _finish(self, entry: Entry, outcome: str = "dead_lettered") -> None:
+        """The message is done (`outcome`: delivered, dead_lettered or filtered)."""
+        if entry.done or entry.dropped:
+            return
+        self.stats[outcome] += 1
+        self._unpublished[outcome] += 1
+        self._tracker.finish(entry)
+        if entry.timestamp_ms is not None:
+            tp = (entry.topic, entry.partition)
+            if entry.timestamp_ms > self._newest.get(tp, 0):
+                self._newest[tp] = entry.timestamp_ms
+
+    def _publish(self) -> None:
+        """Per-message counts reach Prometheus once per loop turn, not once per message."""
+        for outcome, n in self._unpublished.items():
+            metrics.records_finished.labels(outcome).inc(n)
+        self._unpublished.clear()
+        for (topic, partition), ts_ms in self._newest.items():
+            metrics.last_processed_timestamp.labels(topic, str(partition)).set(ts_ms / 1000)
+        metrics.in_flight_records.set(self._tracker.in_flight_records)
+        metrics.in_flight_bytes.set(self._tracker.in_flight_bytes)
+
+    def _flow_control(self) -> None:
+        t, o = self._tracker, self.options
+        if not self._source.paused:
+            if t.in_flight_records >= o.max_in_flight_records or t.in_flight_bytes >= o.max_in_flight_bytes:
+                log.info("pausing consumption", extra={"in_flight_records": t.in_flight_records})
+                self._source.pause_all()
+        elif (
+            t.in_flight_records <= o.max_in_flight_records // 2
+            and t.in_flight_bytes <= o.max_in_flight_bytes // 2
+        ):
+            log.info("resuming consumption", extra={"in_flight_records": t.in_flight_records})
+            self._source.resume_all()
+
+    # --- rebalances -----------------------------------------------------------------------------
+
+    def assigned(self, partitions: PartitionSet) -> None:
+        pass  # nothing to prepare: offsets are tracked from the first message on
+
+    def revoked(self, partitions: PartitionSet) -> dict[TopicPartitionKey, int]:
+        """Give the revoked partitions' batches a bounded chance to finish, then let them go."""
+        for batch in self._batcher.flush():
+            self._deliverer.submit(batch)
+        deadline = self._clock() + self.options.revoke_timeout_s
+        while self._tracker.pending(partitions) and self._clock() < deadline:
+            self._drain(self._clock())
+            time.sleep(0.005)
+        offsets = self._tracker.committable(partitions)
+        released = self._tracker.drop(partitions)
+        self._forget(partitions)
+        if released:
+            log.warning(
+                "revoked partitions had unfinished messages; their new owner re-reads them",
+                extra={"unfinished": released},
+            )
+        return offsets
+
+    def lost(self, partitions: PartitionSet) -> None:
+        self._batcher.discard(partitions)
+        self._tracker.drop(partitions)
+        self._forget(partitions)
+
+    def _forget(self, partitions: PartitionSet) -> None:
+        self._publish()  # flush what these partitions finished before their series go away
+        for tp in partitions:
+            self._newest.pop(tp, None)
+
+    def assignment_changed(self, partitions: int) -> None:
+        if self._health is not None:
+            self._health.set_assigned(partitions)
+
+    def brokers_down(self) -> None:
+        if self._health is not None:
+            self._health.set_broker_connected(False)
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Stop fetching, deliver what is in flight within the drain timeout, commit, leave."""
+        if self._health is not None:
+            self._health.set_shutting_down()
+        deadline = self._clock() + self.options.drain_timeout_s
+        self._source.pause_all()
+        for batch in self._batcher.flush():
+            self._deliverer.submit(batch)
+        while (self._tracker.pending() or self._dlq.pending()) and self._clock() < deadline:
+            self._source.poll(self.options.poll_records, 0.05)  # serve the group; paused: no records
+            self._drain(self._clock())
+            self._source.store(self._tracker.take_committable())
+        unfinished = self._deliverer.close(max(0.1, deadline - self._clock()))
+        self._drain(self._clock())
+        self._dlq.flush(max(0.1, deadline - self._clock()))
+        self._source.store(self._tracker.take_committable())
+        self._publish()
+        self._source.close()
+        self._producer.flush(5)
+        log.info(
+            "stopped",
+            extra={
+                "unfinished_batches": len(unfinished),
+                "unfinished_messages": self._tracker.pending(),
+                **dict(self.stats),
+            },
+        )
