@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from .check_config import check_config
+from .transform import transform_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -19,3 +20,4 @@ def main() -> None:
 
 
 main.add_command(check_config)
+main.add_command(transform_command)
