@@ -1,0 +1,273 @@
+"""End-to-end benchmark: one service process, real Kafka, the fake CleverTap on loopback.
+
+Prints, for the same topic in the same run:
+  * the rate of a bare consume + decode loop (confluent-kafka consume() and our Avro decoder),
+  * the service's rate (consume → decode → route → transform → batch → HTTP → commit),
+  * their ratio (design target ≥ 0.6), and the service's peak RSS,
+  * with --latency: p50/p99 event-to-delivery latency while producing at half the measured rate.
+
+    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency]
+
+The corpus defaults to `python ../shared/bench/gen_events.py N` when that script exists, else our
+own sample events. Rates are measured from the first to the last finished record, so process
+start-up and the group join are not counted. This machine has 2 cores shared by the broker, the
+fake CleverTap and the service: treat the numbers as relative anchors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consumer.codec import Decoder, Encoder  # noqa: E402
+from consumer.sample import sample_events  # noqa: E402
+from dev import kafka_local  # noqa: E402
+
+GENERATOR = ROOT.parent / "shared" / "bench" / "gen_events.py"
+PARTITIONS = 12
+ACCOUNTS = ("BENCH-A", "BENCH-B", "BENCH-C", "BENCH-D")
+
+
+def corpus(n: int, path: Path | None) -> list[dict[str, Any]]:
+    if path is not None:
+        return [orjson.loads(line) for line in path.read_bytes().splitlines()[:n] if line.strip()]
+    if GENERATOR.exists():
+        out = subprocess.run([sys.executable, str(GENERATOR), str(n)], capture_output=True, check=True).stdout
+        return [orjson.loads(line) for line in out.splitlines()]
+    return list(sample_events(n, seed=1, destinations=[f"dest-{i}" for i in range(8)]))
+
+
+def destinations_file(events: list[dict[str, Any]], folder: Path) -> Path:
+    ids = sorted({str(e.get("destinationId")) for e in events})
+    regions = ["EU", "IN", "US", "SG"]
+    dests = [
+        {
+            "id": d,
+            "accountId": ACCOUNTS[i % len(ACCOUNTS)],
+            "passcode": f"pass-{ACCOUNTS[i % len(ACCOUNTS)]}",
+            "region": regions[i % len(ACCOUNTS)],
+            "trackAnonymous": True,
+            "enableObjectIdMapping": i % 2 == 1,
+        }
+        for i, d in enumerate(ids)
+    ]
+    path = folder / "destinations.json"
+    path.write_bytes(orjson.dumps({"destinations": dests}))
+    return path
+
+
+def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float | None = None) -> None:
+    encoder = Encoder()
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all", "batch.size": 1_000_000}
+    )
+    start = time.monotonic()
+    for i, e in enumerate(events):
+        key = e.get("userId") or e.get("anonymousId")
+        while True:
+            try:
+                producer.produce(topic, encoder.encode(e), str(key).encode() if key else None)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if rate is not None and i % 100 == 0:
+            ahead = i / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+            producer.poll(0)
+    producer.flush(120)
+
+
+def bare_loop(bootstrap: str, topic: str, total: int) -> float:
+    """Records/s of consume + decode only, from the first record to the last."""
+    decoder = Decoder()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "queued.max.messages.kbytes": 32768,
+        }
+    )
+    consumer.subscribe([topic])
+    seen, first = 0, 0.0
+    while seen < total:
+        for m in consumer.consume(1000, 0.5):
+            if m.error() is None:
+                if not seen:
+                    first = time.perf_counter()
+                decoder.decode(m.value())
+                seen += 1
+    elapsed = time.perf_counter() - first
+    consumer.close()
+    return total / elapsed
+
+
+def samples(url: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
+        for s in family.samples:
+            key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+            out[key] = s.value
+    return out
+
+
+def finished(s: dict[str, float]) -> float:
+    return sum(v for k, v in s.items() if k.startswith("clevertap_consumer_records_finished_total"))
+
+
+def quantile(s: dict[str, float], name: str, q: float) -> float:
+    buckets = sorted(
+        (float(k.split("le=")[1].split("|")[0]), v) for k, v in s.items() if k.startswith(f"{name}_bucket")
+    )
+    top = buckets[-1][1]
+    return next(le for le, c in buckets if c >= q * top)
+
+
+def rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Service:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = int(env["METRICS_PORT"])
+        with log.open("wb") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "consumer", "run"], env=env, stdout=fh, stderr=fh
+            )
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+
+    def metrics(self) -> dict[str, float]:
+        return samples(self.url)
+
+    def wait_finished(self, total: int, timeout: float = 900) -> tuple[float, float]:
+        """(first, last) perf_counter times at which records were seen finished."""
+        first = last = 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"service exited with {self.proc.returncode}")
+            try:
+                done = finished(self.metrics())
+            except httpx.HTTPError:
+                done = 0
+            now = time.perf_counter()
+            if done and not first:
+                first = now
+            if done >= total:
+                last = now
+                return first, last
+            time.sleep(0.05)
+        raise SystemExit("timed out waiting for the service")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def start_fake() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consumer.fake_clevertap", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip().removeprefix("listening on ")
+
+
+def run(args: argparse.Namespace) -> None:
+    bootstrap = kafka_local.up()
+    events = corpus(args.events, args.corpus)
+    work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for name, parts in ((topic, PARTITIONS), (f"{topic}-dlq", 1)):
+        admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1)])[name].result(30)
+    print(f"corpus: {len(events)} events; topic {topic} ({PARTITIONS} partitions); broker {bootstrap}")
+    produce(bootstrap, topic, events)
+
+    bare = bare_loop(bootstrap, topic, len(events))
+    print(f"bare consume+decode loop: {bare:,.0f} records/s")
+
+    fake, fake_url = start_fake()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPICS": topic,
+        "KAFKA_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "DESTINATIONS_FILE": str(destinations_file(events, work)),
+        "CLEVERTAP_BASE_URL": fake_url,
+        "DLQ_TOPIC": f"{topic}-dlq",
+        "METRICS_HOST": "127.0.0.1",
+        "METRICS_PORT": str(kafka_local.free_port()),
+        "LOG_FORMAT": "json",
+    }
+    service = Service(env, work / "service.log")
+    try:
+        first, last = service.wait_finished(len(events))
+        rate = len(events) / (last - first)
+        m = service.metrics()
+        rss = rss_peak_mb(service.proc.pid)
+        print(f"service: {rate:,.0f} events/s ({len(events)} in {last - first:.1f} s)")
+        print(f"ratio service / bare loop: {rate / bare:.2f}  (target ≥ 0.60)")
+        print(f"service peak RSS: {rss:.0f} MiB")
+        delivered = sum(v for k, v in m.items() if k.startswith("clevertap_consumer_records_delivered_total"))
+        dead = sum(v for k, v in m.items() if k.startswith("clevertap_consumer_dlq_records_total"))
+        print(f"CleverTap records delivered: {delivered:,.0f}; dead-lettered events: {dead:,.0f}")
+        if args.latency:
+            latency(bootstrap, topic, events, rate / 2, service)
+    finally:
+        print(f"service exit status: {service.stop()}")
+        fake.terminate()
+        fake.wait(10)
+
+
+def latency(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float, service: Service) -> None:
+    """Produce at `rate` events/s for ~30 s while the service keeps up; read its latency histogram."""
+    n = min(len(events), int(rate * 30))
+    before = service.metrics()
+    producer = threading.Thread(target=produce, args=(bootstrap, topic, events[:n], rate))
+    producer.start()
+    producer.join()
+    target = finished(before) + n
+    service.wait_finished(int(target))
+    after = service.metrics()
+    name = "clevertap_consumer_end_to_end_latency_seconds"
+    delta = {k: after[k] - before.get(k, 0) for k in after if k.startswith(name)}
+    print(
+        f"at half load ({rate:,.0f} events/s for {n / rate:.0f} s): end-to-end latency "
+        f"p50 ≤ {quantile(delta, name, 0.5)} s, p99 ≤ {quantile(delta, name, 0.99)} s (histogram bucket bounds)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--latency", action="store_true", help="also measure latency at half load")
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
