@@ -180,7 +180,7 @@ class Service:
             if done >= total:
                 last = now
                 return first, last
-            time.sleep(0.05)
+            time.sleep(0.1)  # each scrape costs the service CPU: don't poll harder than needed
         raise SystemExit("timed out waiting for the service")
 
     def stop(self) -> int:

@@ -28,9 +28,14 @@ class Target:
     account_id: str
     url: str
     passcode: SecretStr
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Hashed for every record batched: compute it once.
+        object.__setattr__(self, "_hash", hash((self.account_id, self.url, self.passcode.get_secret_value())))
 
     def __hash__(self) -> int:
-        return hash((self.account_id, self.url, self.passcode.get_secret_value()))
+        return self._hash
 
     def __repr__(self) -> str:
         return f"Target(account_id={self.account_id!r}, url={self.url!r})"
