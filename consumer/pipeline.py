@@ -66,6 +66,7 @@ class PipelineOptions:
     revoke_timeout_s: float = 10.0
     poll_records: int = 1000
     poll_timeout_s: float = 0.1
+    only_destinations: frozenset[str] | None = None  # replay: deliver only these destinations
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineOptions:
@@ -180,6 +181,8 @@ class Pipeline(RebalanceListener):
         self._source = Source(consumer_conf, options.topics, self)
         self._tally = _Tally()
         self._newest: dict[TopicPartitionKey, int] = {}
+        self._until: dict[TopicPartitionKey, int] | None = None  # replay: where the range ends
+        self._position: dict[TopicPartitionKey, int] = {}
         self.stats: Counter[str] = Counter()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -192,6 +195,32 @@ class Pipeline(RebalanceListener):
                 self.step()
         finally:
             self._shutdown()
+
+    def replay(self, stop: threading.Event, since_ms: int, until_ms: int | None = None) -> bool:
+        """Deliver the records between two timestamps again, then stop.
+
+        Reads every partition from its first offset at `since_ms` up to the offsets at
+        `until_ms` (or the end as it is now), so the run is bounded. Returns True when the
+        whole range was processed, False when `stop` cut it short.
+        """
+        start = self._source.offsets_at(since_ms)
+        self._until = self._source.offsets_at(until_ms)
+        self._position = dict(start)
+        self._source.assign(start)
+        log.info("replaying", extra={"records": sum(self._until[tp] - o for tp, o in start.items())})
+        try:
+            while not stop.is_set():
+                if self._replayed():
+                    return True
+                self.step()
+            return False
+        finally:
+            self._shutdown()
+
+    def _replayed(self) -> bool:
+        assert self._until is not None
+        reached = all(self._position.get(tp, 0) >= end for tp, end in self._until.items())
+        return reached and not self._tracker.pending() and not self._batcher and not self._dlq.pending()
 
     def step(self) -> None:
         messages = self._source.poll(self.options.poll_records, self.options.poll_timeout_s)
@@ -209,10 +238,16 @@ class Pipeline(RebalanceListener):
 
     def _ingest(self, messages: list[Message], now: float) -> None:
         tally = self._tally
+        until = self._until
         for m in messages:
             topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
             if self._source.is_held((topic, partition)):
                 continue  # re-read after the hold; never registered, never committed
+            if until is not None:
+                tp = (topic, partition)
+                self._position[tp] = offset + 1
+                if offset >= until.get(tp, 0):
+                    continue  # past the replayed range
             value = m.value()
             tally.consumed[topic] += 1
             tally.consumed_bytes[topic] += len(value or b"")
@@ -250,6 +285,11 @@ class Pipeline(RebalanceListener):
             self._reject(entry, route)
             return
         entry.destination_id = route.destination_id
+        only = self.options.only_destinations
+        if only is not None and route.destination_id not in only:
+            self._tally.filtered[route.destination_id] += 1
+            self._finish(entry, "filtered")
+            return
         try:
             result = transform(message, route.config)
         except Exception as exc:  # a bug must cost one message, never the consumer

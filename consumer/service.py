@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -50,7 +51,16 @@ def ensure_dlq_topic(admin: AdminClient, topic: str) -> None:
 ROUTE_REASONS = ("missing_destination", "unknown_destination")
 
 
-def build(settings: Settings) -> tuple[Pipeline, Observability, Deliverer]:
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """`clevertap-consumer replay`: a bounded re-delivery of a time range."""
+
+    since_ms: int
+    until_ms: int | None = None
+    destinations: frozenset[str] | None = None
+
+
+def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, Observability, Deliverer]:
     """Every stage, wired; raises ConfigError for anything an operator has to fix."""
     destinations = load_destinations(settings.destinations_file)
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
@@ -69,8 +79,14 @@ def build(settings: Settings) -> tuple[Pipeline, Observability, Deliverer]:
     client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
     ensure_dlq_topic(AdminClient(client), settings.dlq_topic)
     deliverer = Deliverer(DeliveryOptions.from_settings(settings))
+    options = PipelineOptions.from_settings(settings)
+    if replay is not None and replay.destinations is not None:
+        unknown = replay.destinations - set(router.routes)
+        if unknown:
+            raise ConfigError(f"--destination: not in the destinations file: {', '.join(sorted(unknown))}")
+        options = replace(options, only_destinations=replay.destinations)
     pipeline = Pipeline(
-        PipelineOptions.from_settings(settings),
+        options,
         consumer_conf={**consumer_config(settings, client), "stats_cb": obs.kafka_stats},
         producer=Producer(producer_config(client)),
         decoder=Decoder.from_settings(settings),
@@ -81,15 +97,15 @@ def build(settings: Settings) -> tuple[Pipeline, Observability, Deliverer]:
     return pipeline, obs, deliverer
 
 
-def run_service() -> int:
-    """Entry point of `clevertap-consumer run`; returns the process exit status."""
+def run_service(replay: Replay | None = None, group_id: str | None = None) -> int:
+    """Entry point of `clevertap-consumer run` (and `replay`); returns the process exit status."""
     try:
-        settings = load_settings()
+        settings = load_settings(**({"kafka_group_id": group_id} if group_id else {}))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        pipeline, obs, deliverer = build(settings)
+        pipeline, obs, deliverer = build(settings, replay)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,7 +128,13 @@ def run_service() -> int:
         },
     )
     try:
-        pipeline.run(stop)
+        if replay is None:
+            pipeline.run(stop)
+        elif not pipeline.replay(stop, replay.since_ms, replay.until_ms):
+            log.warning("replay interrupted before the end of the range", extra=dict(pipeline.stats))
+            return 1
+        else:
+            log.info("replay complete", extra=dict(pipeline.stats))
     except KafkaException as exc:
         log.error("stopping on a fatal Kafka error: %s", exc)
         return 1

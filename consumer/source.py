@@ -123,6 +123,45 @@ class Source:
         for topic, n in counts.items():
             metrics.assigned_partitions.labels(topic).set(n)
 
+    def assign(self, start: dict[TopicPartitionKey, int]) -> None:
+        """Read the given partitions from the given offsets, outside any group rebalancing
+        (replays: the live group's assignment and offsets are left alone)."""
+        self._consumer.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
+        self.assignment = set(start)
+        self._update_assigned_gauge()
+        self._listener.assignment_changed(len(self.assignment))
+
+    def partitions(self) -> list[TopicPartitionKey]:
+        """Every partition of the subscribed topics, from the broker's metadata."""
+        out = []
+        for topic in self._topics:
+            md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if md is None or md.error is not None:
+                raise KafkaException(
+                    md.error if md is not None else KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
+                )
+            out += [(topic, p) for p in sorted(md.partitions)]
+        return out
+
+    def offsets_at(self, timestamp_ms: int | None) -> dict[TopicPartitionKey, int]:
+        """Per partition, the first offset at or after `timestamp_ms` (None: the end).
+
+        A partition with nothing that recent answers its end, so a range ending in the future
+        simply reads to the end.
+        """
+        out: dict[TopicPartitionKey, int] = {}
+        tps = self.partitions()
+        ends = {tp: self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in tps}
+        if timestamp_ms is None:
+            return ends
+        found = self._consumer.offsets_for_times(
+            [TopicPartition(t, p, timestamp_ms) for t, p in tps], timeout=10
+        )
+        for tp in found:
+            key = (tp.topic, tp.partition)
+            out[key] = tp.offset if tp.offset >= 0 else ends[key]
+        return out
+
     # --- callbacks from librdkafka (served inside consume/poll on this thread) ----------------
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:

@@ -12,6 +12,7 @@ from .. import __version__
 from .check_config import check_config
 from .fake_clevertap import fake_clevertap
 from .produce import produce
+from .replay import replay
 from .run import run
 from .sample_events import sample_events
 from .transform import transform_command
@@ -26,6 +27,7 @@ def main() -> None:
 main.add_command(check_config)
 main.add_command(fake_clevertap)
 main.add_command(produce)
+main.add_command(replay)
 main.add_command(run)
 main.add_command(sample_events)
 main.add_command(transform_command)
