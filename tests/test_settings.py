@@ -82,3 +82,12 @@ def test_secret_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_p
     s = load_settings()
     assert s.kafka_sasl_password is not None
     assert s.kafka_sasl_password.get_secret_value() == "from-env"
+
+
+def test_readme_configuration_table_is_the_settings_model() -> None:
+    from pathlib import Path
+
+    from consumer.settings import settings_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert settings_table() in readme, "README's table drifted: paste consumer.settings.settings_table()"
