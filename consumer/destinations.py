@@ -21,6 +21,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -51,20 +53,25 @@ class Destination(BaseModel):
     passcode: SecretStr | None = None
     passcode_file: Path | None = Field(default=None, alias="passcodeFile")
     passcode_env: str | None = Field(default=None, alias="passcodeEnv")
+    profile: Profile = Profile.DEFAULT  # before `region`: the region check depends on it
     region: str | None = None
     track_anonymous: bool = Field(default=False, alias="trackAnonymous")
     enable_object_id_mapping: bool = Field(default=False, alias="enableObjectIdMapping")
-    profile: Profile = Profile.DEFAULT
     event_filtering_option: EventFilter = Field(default=EventFilter.DISABLE, alias="eventFilteringOption")
     whitelisted_events: tuple[EventName, ...] = Field(default=(), alias="whitelistedEvents")
     blacklisted_events: tuple[EventName, ...] = Field(default=(), alias="blacklistedEvents")
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str | None, info: ValidationInfo) -> str | None:
+        host_for_region(region, info.data.get("profile", Profile.DEFAULT))  # raises, listing the regions
+        return region
+
     @model_validator(mode="after")
-    def _check(self) -> Destination:
+    def _one_passcode_source(self) -> Destination:
         sources = [n for n in ("passcode", "passcode_file", "passcode_env") if getattr(self, n) is not None]
         if len(sources) != 1:
             raise ValueError("give exactly one of passcode, passcodeFile, passcodeEnv")
-        host_for_region(self.region, self.profile)  # raises with the list of valid regions
         return self
 
     @property
@@ -127,8 +134,12 @@ class DestinationsFile(BaseModel):
 
 
 def _describe(err: ValidationError) -> str:
+    errors = err.errors()
+    # A failing entry also makes the list look empty ("at least 1 item"): say only the cause.
+    if any(len(e["loc"]) > 1 for e in errors):
+        errors = [e for e in errors if not (e["type"] == "too_short" and len(e["loc"]) == 1)]
     lines = []
-    for e in err.errors():
+    for e in errors:
         where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e["loc"]).replace(".[", "[")
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where or '(top level)'}: {msg}")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaException, Message, Producer
 
 from . import metrics
 from .batch import Batch, Batcher
@@ -420,23 +420,34 @@ class Pipeline(RebalanceListener):
     # --- shutdown -------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        """Stop fetching, deliver what is in flight within the drain timeout, commit, leave."""
+        """Stop fetching, deliver what is in flight within the drain timeout, commit, leave.
+
+        After a fatal Kafka error the consumer can do nothing more: deliveries still stop
+        cleanly, nothing is committed, and the next owner re-reads the unfinished messages.
+        """
         if self._health is not None:
             self._health.set_shutting_down()
         deadline = self._clock() + self.options.drain_timeout_s
-        self._source.pause_all()
+        usable = self._source.fatal is None
+        if usable:
+            self._source.pause_all()
         for batch in self._batcher.flush():
             self._deliverer.submit(batch)
-        while (self._tracker.pending() or self._dlq.pending()) and self._clock() < deadline:
-            self._source.poll(self.options.poll_records, 0.05)  # serve the group; paused: no records
+        while usable and (self._tracker.pending() or self._dlq.pending()) and self._clock() < deadline:
+            try:
+                self._source.poll(self.options.poll_records, 0.05)  # serve the group; paused: no records
+            except KafkaException:
+                usable = False
+                break
             self._drain(self._clock())
             self._source.store(self._tracker.take_committable())
         unfinished = self._deliverer.close(max(0.1, deadline - self._clock()))
         self._drain(self._clock())
         self._dlq.flush(max(0.1, deadline - self._clock()))
-        self._source.store(self._tracker.take_committable())
         self._publish()
-        self._source.close()
+        if usable:
+            self._source.store(self._tracker.take_committable())
+            self._source.close()
         self._producer.flush(5)
         log.info(
             "stopped",

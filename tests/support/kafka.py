@@ -7,6 +7,7 @@ temporary folder, unless KAFKA_BOOTSTRAP_SERVERS names one that is already runni
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -132,7 +133,7 @@ def new_topic(kafka: KafkaBed, request: pytest.FixtureRequest) -> Callable[..., 
     """Create a uniquely named topic for this test: `new_topic(partitions=3)`."""
 
     def create(partitions: int = 1, suffix: str = "") -> str:
-        base = request.node.name.replace("[", "-").replace("]", "")[:60]
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:60]
         return kafka.create_topic(f"t-{base}{suffix}-{uuid.uuid4().hex[:8]}", partitions)
 
     return create
