@@ -521,3 +521,12 @@ def test_time_forms(text: str, expected: int) -> None:
 def test_time_rejects_what_it_cannot_read(text: str) -> None:
     with pytest.raises(ValueError, match="is not a time"):
         parse_time(text, NOW)
+
+
+def test_records_the_broker_refuses_count_as_failed(bed: Bed, kafka: KafkaBed) -> None:
+    tiny = kafka.create_topic(f"tiny-{bed.dlq}", config={"max.message.bytes": "64"})
+    result = bed.run("redrive", "--topic", bed.dlq, "--stage", "deliver", "--to", tiny)
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[-1] == "redriven 0, skipped by filter 5, unroutable 0, failed 3"
+    assert "records not redriven" in result.stderr
+    assert bed.published(tiny) == 0
