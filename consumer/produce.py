@@ -2,27 +2,23 @@
 
 The engine of `clevertap-consumer produce` (the command adds the terminal): it turns lines into
 Kafka records with the codec's `Encoder`, keys them by user so one user's events stay in order
-in one partition, and counts what happened to every line. Settings are a small pydantic-settings
-model of the Kafka and registry variables the service reads, so producing needs neither
-DESTINATIONS_FILE nor KAFKA_TOPICS.
+in one partition, and counts what happened to every line. Settings are `ClientSettings`, the
+Kafka and registry variables the service reads, so producing needs neither DESTINATIONS_FILE nor
+KAFKA_TOPICS.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 from confluent_kafka import KafkaException
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .codec import Encoder, EnvelopeError
-from .destinations import ConfigError
-from .settings import secrets_dirs
+from .settings import ClientSettings, load_client_settings, tool_producer_config
 
 DEFAULT_KEY_FIELDS: Final = ("userId", "anonymousId")
 DESTINATION_HEADER: Final = "destinationId"
@@ -30,80 +26,16 @@ DESTINATION_HEADER: Final = "destinationId"
 LISTED_LINES: Final = 20
 
 
-class ProduceSettings(BaseSettings):
-    """The service's Kafka and Schema Registry variables, the same names, nothing else required."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=".env")
-
-    kafka_bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,host:port].")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="librdkafka security.protocol."
-    )
-    kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN, SCRAM-SHA-512.")
-    kafka_sasl_username: str | None = Field(None, description="SASL username.")
-    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
-    kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
-    kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=dict,
-        description="Extra librdkafka settings as a JSON object (client certificates, …).",
-    )
-    schema_registry_url: AnyHttpUrl | None = Field(
-        None, description="Schema Registry URL; unset means plain Avro with the bundled schema."
-    )
-    schema_registry_basic_auth_user_info: SecretStr | None = Field(
-        None, description="Schema Registry `user:password` (secret; file allowed)."
-    )
-
-    @field_validator("kafka_extra_config", mode="before")
-    @classmethod
-    def _parse_extra(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if not value.strip():
-                return {}
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON object: {exc.msg}") from None
-        if not isinstance(value, dict):
-            raise ValueError("must be a JSON object of librdkafka settings")
-        return {str(k): str(v) for k, v in value.items()}
-
-
-def load_produce_settings(**overrides: Any) -> ProduceSettings:
+def load_produce_settings(**overrides: Any) -> ClientSettings:
     """Settings from the environment and secret files; errors name the variable, never its value."""
-    try:
-        return ProduceSettings(_secrets_dir=secrets_dirs() or None, **overrides)
-    except ValidationError as exc:
-        problems = [
-            f"{str(e['loc'][0]).upper() if e['loc'] else '(settings)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    return load_client_settings(ClientSettings, **overrides)
 
 
-def producer_config(settings: ProduceSettings, *, delivery_timeout_ms: int = 30000) -> dict[str, Any]:
+def producer_config(settings: ClientSettings, *, delivery_timeout_ms: int = 30000) -> dict[str, Any]:
     """librdkafka producer settings: the service's connection settings, idempotent, acks=all."""
-    conf: dict[str, Any] = dict(settings.kafka_extra_config)
-    conf.update(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "security.protocol": settings.kafka_security_protocol,
-            "client.id": "clevertap-consumer-produce",
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 10,
-            "message.timeout.ms": delivery_timeout_ms,
-        }
+    return tool_producer_config(
+        settings, "clevertap-consumer-produce", delivery_timeout_ms=delivery_timeout_ms
     )
-    if settings.kafka_sasl_mechanism:
-        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        conf["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password is not None:
-        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_ca_location:
-        conf["ssl.ca.location"] = settings.kafka_ssl_ca_location
-    return conf
 
 
 def _as_bytes(value: Any) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .destinations import ConfigError
 
 SECRETS_DIRS = ("/run/secrets", "/etc/clevertap-consumer/secrets")
+DEFAULT_DLQ_TOPIC = "clevertap-consumer-dlq"
 
 
 def secrets_dirs() -> list[str]:
@@ -27,6 +28,20 @@ def secrets_dirs() -> list[str]:
     configured = os.environ.get("SECRETS_DIRS")
     candidates = configured.split(":") if configured else SECRETS_DIRS
     return [d for d in candidates if d and os.path.isdir(d)]
+
+
+def parse_extra_config(value: Any) -> Any:
+    """KAFKA_EXTRA_CONFIG as a dict of strings: librdkafka takes every setting as text."""
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object of librdkafka settings")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 class Settings(BaseSettings):
@@ -110,7 +125,7 @@ class Settings(BaseSettings):
     )
 
     # Dead letters
-    dlq_topic: str = Field("clevertap-consumer-dlq", min_length=1, description="Dead-letter topic.")
+    dlq_topic: str = Field(DEFAULT_DLQ_TOPIC, min_length=1, description="Dead-letter topic.")
 
     # Operations
     metrics_host: str = Field("0.0.0.0", description="Address for /metrics, /healthz, /readyz.")
@@ -134,22 +149,52 @@ class Settings(BaseSettings):
     @field_validator("kafka_extra_config", mode="before")
     @classmethod
     def _parse_extra(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if not value.strip():
-                return {}
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON object: {exc.msg}") from None
-        if not isinstance(value, dict):
-            raise ValueError("must be a JSON object of librdkafka settings")
-        return {str(k): str(v) for k, v in value.items()}
+        return parse_extra_config(value)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment, turning validation errors into a ConfigError naming variables."""
+class ClientSettings(BaseSettings):
+    """The service's Kafka and Schema Registry variables, the same names, nothing else required.
+
+    For the operator tools (`produce`, `dlq`): they run beside the service, from its environment
+    and secret files, but consume no topics and route to no destinations, so they must not need
+    KAFKA_TOPICS or DESTINATIONS_FILE.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=".env")
+
+    kafka_bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,host:port].")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN, SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL username.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
+    kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
+    kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings as a JSON object (client certificates, …).",
+    )
+    schema_registry_url: AnyHttpUrl | None = Field(
+        None, description="Schema Registry URL; unset means plain Avro with the bundled schema."
+    )
+    schema_registry_basic_auth_user_info: SecretStr | None = Field(
+        None, description="Schema Registry `user:password` (secret; file allowed)."
+    )
+
+    @field_validator("kafka_extra_config", mode="before")
+    @classmethod
+    def _parse_extra(cls, value: Any) -> Any:
+        return parse_extra_config(value)
+
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+
+def _load(model: type[AnySettings], overrides: dict[str, Any]) -> AnySettings:
+    """Build `model` from the environment, turning validation errors into a ConfigError naming
+    variables (never their values: a secret may be the value that failed)."""
     try:
-        return Settings(_secrets_dir=secrets_dirs() or None, **overrides)
+        return model(_secrets_dir=secrets_dirs() or None, **overrides)
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
@@ -158,7 +203,17 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
 
 
-def kafka_client_config(settings: Settings) -> dict[str, str]:
+def load_settings(**overrides: Any) -> Settings:
+    """The service's settings from the environment and secret files."""
+    return _load(Settings, overrides)
+
+
+def load_client_settings(model: type[AnySettings], /, **overrides: Any) -> AnySettings:
+    """A tool's settings (`ClientSettings` or a subclass) from the environment and secret files."""
+    return _load(model, overrides)
+
+
+def kafka_client_config(settings: Settings | ClientSettings) -> dict[str, str]:
     """librdkafka settings every client of ours shares: where the brokers are and how to log in.
 
     The only place the SASL password is unwrapped: librdkafka needs it in clear.
@@ -176,6 +231,25 @@ def kafka_client_config(settings: Settings) -> dict[str, str]:
         conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
     if settings.kafka_ssl_ca_location:
         conf["ssl.ca.location"] = settings.kafka_ssl_ca_location
+    return conf
+
+
+def tool_producer_config(
+    settings: ClientSettings, client_id: str, *, delivery_timeout_ms: int = 30000
+) -> dict[str, Any]:
+    """librdkafka settings for a tool that publishes: a record counts only once every replica has
+    it (idempotent, acks=all), so a tool's "produced N" is never an overstatement."""
+    conf: dict[str, Any] = dict(settings.kafka_extra_config)
+    conf.update(kafka_client_config(settings))
+    conf.update(
+        {
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 10,
+            "message.timeout.ms": delivery_timeout_ms,
+        }
+    )
     return conf
 
 

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from .check_config import check_config
+from .dlq import dlq
 from .fake_clevertap import fake_clevertap
 from .produce import produce
 from .replay import replay
@@ -25,6 +26,7 @@ def main() -> None:
 
 
 main.add_command(check_config)
+main.add_command(dlq)
 main.add_command(fake_clevertap)
 main.add_command(produce)
 main.add_command(replay)

@@ -29,8 +29,9 @@ class KafkaBed:
         self.broker = broker
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
 
-    def create_topic(self, name: str, partitions: int = 1) -> str:
-        futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+        futures = self.admin.create_topics([topic])
         futures[name].result(30)
         # Metadata can lag the creation by a moment; wait until every partition has a leader.
         for _ in range(100):
