@@ -16,12 +16,10 @@ service reads them again. Both commands must be safe to run against a live DLQ:
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from confluent_kafka import (
@@ -32,7 +30,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field
 
 from .codec import DecodeError, Decoder, to_message
 from .dlq import HEADER_PREFIX
@@ -48,10 +46,6 @@ IDLE_TIMEOUT_S: Final = 30.0
 METADATA_TIMEOUT_S: Final = 15.0
 #: Consumer errors that only say a connection is down: librdkafka reconnects by itself.
 _TRANSIENT: Final = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
-
-_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DATETIME: Final = TypeAdapter(datetime)
 
 
 class DlqSettings(ClientSettings):
@@ -71,29 +65,6 @@ class UnknownTopicError(DlqError):
     def __init__(self, topic: str) -> None:
         super().__init__(f"topic {topic!r} does not exist")
         self.topic = topic
-
-
-def parse_time(text: str, now_ms: int) -> int:
-    """A point in time as epoch milliseconds.
-
-    Accepts what operators paste: ISO-8601 (`2024-05-01T12:00:00Z`, `2024-05-01`; without a
-    zone it is UTC, as Kafka timestamps are), epoch seconds or milliseconds (pydantic's rule:
-    numbers above 2e10 are milliseconds), or an age before `now_ms` such as `30m`, `2h`, `7d`,
-    `1w` (units s, m, h, d, w). Raises ValueError with a message fit for the option's error.
-    """
-    relative = _RELATIVE.match(text)
-    if relative:
-        return now_ms - int(relative.group(1)) * _UNIT_SECONDS[relative.group(2)] * 1000
-    try:
-        moment = _DATETIME.validate_python(text.strip())
-    except ValidationError:
-        raise ValueError(
-            f"{text!r} is not a time: use ISO-8601 (2024-05-01T12:00:00Z), epoch seconds or"
-            " milliseconds, or an age such as 30m, 2h, 7d"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _text(value: bytes | None) -> str | None:

@@ -44,25 +44,17 @@ def parse_extra_config(value: Any) -> Any:
     return {str(k): str(v) for k, v in value.items()}
 
 
-class Settings(BaseSettings):
-    """Everything `clevertap-consumer run` can be told. Field docs become the README table."""
+class ClientSettings(BaseSettings):
+    """The service's Kafka and Schema Registry variables, the same names, nothing else required.
 
-    model_config = SettingsConfigDict(
-        case_sensitive=False,
-        extra="ignore",
-        env_file=".env",
-        validate_default=True,
-    )
+    For the operator tools (`produce`, `dlq`): they run beside the service, from its environment
+    and secret files, but consume no topics and route to no destinations, so they must not need
+    KAFKA_TOPICS or DESTINATIONS_FILE.
+    """
 
-    # Kafka
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=".env")
+
     kafka_bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,host:port].")
-    kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(
-        description="Topics to consume, comma-separated."
-    )
-    kafka_group_id: str = Field("clevertap-consumer", description="Consumer group id.")
-    kafka_group_instance_id: str | None = Field(
-        None, description="Static membership id (e.g. the pod name); empty for dynamic membership."
-    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="librdkafka security.protocol."
     )
@@ -70,19 +62,39 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = Field(None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
     kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
-    kafka_session_timeout_ms: int = Field(45000, ge=1000, description="Consumer session.timeout.ms.")
     kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
-        description='Extra librdkafka consumer settings as a JSON object, e.g. {"fetch.max.bytes": "1048576"}.',
+        description='Extra librdkafka settings for every Kafka client, as a JSON object, e.g. {"fetch.max.bytes": "1048576"}.',
     )
-
-    # Decoding
     schema_registry_url: AnyHttpUrl | None = Field(
         None, description="Schema Registry URL; unset means plain Avro with the bundled schema."
     )
     schema_registry_basic_auth_user_info: SecretStr | None = Field(
         None, description="Schema Registry `user:password` (secret; file allowed)."
     )
+
+    @field_validator("kafka_extra_config", mode="before")
+    @classmethod
+    def _parse_extra(cls, value: Any) -> Any:
+        return parse_extra_config(value)
+
+
+class Settings(ClientSettings):
+    """Everything `clevertap-consumer run` can be told. Field docs become the README table."""
+
+    model_config = SettingsConfigDict(validate_default=True)
+
+    # Kafka
+    kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        description="Topics to consume, comma-separated."
+    )
+    kafka_group_id: str = Field("clevertap-consumer", description="Consumer group id.")
+    kafka_group_instance_id: str | None = Field(
+        None, description="Static membership id (e.g. the pod name); empty for dynamic membership."
+    )
+    kafka_session_timeout_ms: int = Field(45000, ge=1000, description="Consumer session.timeout.ms.")
+
+    # Decoding
 
     # Destinations and CleverTap
     destinations_file: Path = Field(
@@ -145,46 +157,6 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("name at least one topic")
         return value
-
-    @field_validator("kafka_extra_config", mode="before")
-    @classmethod
-    def _parse_extra(cls, value: Any) -> Any:
-        return parse_extra_config(value)
-
-
-class ClientSettings(BaseSettings):
-    """The service's Kafka and Schema Registry variables, the same names, nothing else required.
-
-    For the operator tools (`produce`, `dlq`): they run beside the service, from its environment
-    and secret files, but consume no topics and route to no destinations, so they must not need
-    KAFKA_TOPICS or DESTINATIONS_FILE.
-    """
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=".env")
-
-    kafka_bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,host:port].")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="librdkafka security.protocol."
-    )
-    kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN, SCRAM-SHA-512.")
-    kafka_sasl_username: str | None = Field(None, description="SASL username.")
-    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
-    kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
-    kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=dict,
-        description="Extra librdkafka settings as a JSON object (client certificates, …).",
-    )
-    schema_registry_url: AnyHttpUrl | None = Field(
-        None, description="Schema Registry URL; unset means plain Avro with the bundled schema."
-    )
-    schema_registry_basic_auth_user_info: SecretStr | None = Field(
-        None, description="Schema Registry `user:password` (secret; file allowed)."
-    )
-
-    @field_validator("kafka_extra_config", mode="before")
-    @classmethod
-    def _parse_extra(cls, value: Any) -> Any:
-        return parse_extra_config(value)
 
 
 AnySettings = TypeVar("AnySettings", bound=BaseSettings)

@@ -25,7 +25,7 @@ from confluent_kafka import Message, Producer
 from consumer.cli import main
 from consumer.codec import Encoder
 from consumer.dlq import DeadLetters, Failure
-from consumer.dlq_admin import DlqReader, consumer_config, parse_time
+from consumer.dlq_admin import DlqReader, consumer_config
 from consumer.offsets import Entry
 from consumer.settings import ClientSettings
 from consumer.source import message_headers
@@ -490,37 +490,6 @@ def test_the_secret_never_reaches_the_output(bed: Bed) -> None:
         result = bed.run(*args, "--topic", bed.dlq, env=env)
         assert result.exit_code in (0, 1), result.output
         assert SECRET not in result.output
-
-
-# --- TIME ---------------------------------------------------------------------------------------
-
-NOW = 1_717_243_200_000  # 2024-06-01T12:00:00Z
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-06-01T12:00:00Z", NOW),
-        ("2024-06-01T14:00:00+02:00", NOW),
-        ("2024-06-01T12:00:00", NOW),  # no zone: UTC, like Kafka timestamps
-        ("2024-06-01", NOW - 12 * 3_600_000),
-        ("1717243200", NOW),  # epoch seconds
-        ("1717243200000", NOW),  # epoch milliseconds
-        ("30s", NOW - 30_000),
-        ("30m", NOW - 30 * MINUTE),
-        ("2h", NOW - 2 * 3_600_000),
-        ("7d", NOW - 7 * 86_400_000),
-        ("1w", NOW - 7 * 86_400_000),
-    ],
-)
-def test_time_forms(text: str, expected: int) -> None:
-    assert parse_time(text, NOW) == expected
-
-
-@pytest.mark.parametrize("text", ["", "yesterday", "2h ago", "-2h", "2024-13-01", "12y"])
-def test_time_rejects_what_it_cannot_read(text: str) -> None:
-    with pytest.raises(ValueError, match="is not a time"):
-        parse_time(text, NOW)
 
 
 def test_records_the_broker_refuses_count_as_failed(bed: Bed, kafka: KafkaBed) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, get_args
 
@@ -14,19 +13,9 @@ from ..dlq import Stage
 if TYPE_CHECKING:
     from ..dlq_admin import DlqReader, DlqSettings, Filters, RedriveCounts, Summary
 
+from ._options import time_value
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _time_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    """TIME as epoch milliseconds; relative ages count back from when the command started."""
-    if value is None:
-        return None
-    from ..dlq_admin import parse_time
-
-    try:
-        return parse_time(value, int(time.time() * 1000))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _filter_options(command: F) -> F:
@@ -61,13 +50,13 @@ def _filter_options(command: F) -> F:
         click.option(
             "--since",
             metavar="TIME",
-            callback=_time_option,
+            callback=time_value,
             help="Only records with a Kafka timestamp at or after TIME (ISO-8601, epoch s/ms, or 30m, 2h, 7d ago).",
         ),
         click.option(
             "--until",
             metavar="TIME",
-            callback=_time_option,
+            callback=time_value,
             help="Only records with a Kafka timestamp before TIME.",
         ),
         click.option(

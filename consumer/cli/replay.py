@@ -7,10 +7,22 @@ import time
 
 import click
 
+from ._options import time_value
+
 
 @click.command("replay")
-@click.option("--since", required=True, help="Start: ISO-8601, epoch s/ms, or a duration ago (2h, 7d).")
-@click.option("--until", default=None, help="End (default: the end of each partition as it is now).")
+@click.option(
+    "--since",
+    required=True,
+    callback=time_value,
+    help="Start: ISO-8601, epoch s/ms, or a duration ago (2h, 7d).",
+)
+@click.option(
+    "--until",
+    default=None,
+    callback=time_value,
+    help="End (default: the end of each partition as it is now).",
+)
 @click.option(
     "--destination",
     "destinations",
@@ -22,7 +34,7 @@ import click
     default=None,
     help="Consumer group for the replay's own offsets (default: KAFKA_GROUP_ID + '.replay.' + a timestamp).",
 )
-def replay(since: str, until: str | None, destinations: tuple[str, ...], group: str | None) -> None:
+def replay(since: int, until: int | None, destinations: tuple[str, ...], group: str | None) -> None:
     """Deliver the events of a time range again, e.g. to backfill CleverTap after an outage
     on its side or a change of mapping, then exit.
 
@@ -34,17 +46,8 @@ def replay(since: str, until: str | None, destinations: tuple[str, ...], group: 
     import os
 
     from ..service import Replay, run_service
-    from ..timeparse import parse_time
 
-    def when(text: str, option: str) -> int:
-        try:
-            return parse_time(text)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=option) from None
-
-    since_ms = when(since, "--since")
-    until_ms = when(until, "--until") if until is not None else None
-    if until_ms is not None and until_ms <= since_ms:
+    if until is not None and until <= since:
         raise click.BadParameter("must be after --since", param_hint="--until")
     live = os.environ.get("KAFKA_GROUP_ID", "clevertap-consumer")
     if group == live:
@@ -53,5 +56,5 @@ def replay(since: str, until: str | None, destinations: tuple[str, ...], group: 
             param_hint="--group",
         )
     replay_group = group or f"{live}.replay.{time.strftime('%Y%m%dT%H%M%S')}"
-    spec = Replay(since_ms, until_ms, frozenset(destinations) if destinations else None)
+    spec = Replay(since, until, frozenset(destinations) if destinations else None)
     sys.exit(run_service(spec, group_id=replay_group))

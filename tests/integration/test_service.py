@@ -142,12 +142,17 @@ def test_nothing_is_committed_while_clevertap_is_down_and_a_restart_delivers_eve
     assert bed.dead_letters(1, timeout=3) == []
 
 
+# Delivery slowed to at most 2 accounts x 2 requests x 50 records per 100 ms (2000 records/s),
+# so a run of 5000 events is still in the middle when the test interrupts it.
+SLOW = {"BATCH_MAX_RECORDS": "50", "CLEVERTAP_MAX_IN_FLIGHT": "2", "MAX_IN_FLIGHT_RECORDS": "1000"}
+
+
 def test_sigterm_mid_run_loses_nothing_and_duplicates_nothing(bed: Bed) -> None:
     events = _events(5000, seed=7)
     expected = Expected(events)
-    bed.fake.set_faults(latency_ms=15)
+    bed.fake.set_faults(latency_ms=100)
     bed.produce(events)
-    first = bed.service()
+    first = bed.service(**SLOW)
     first.wait_ready()
     wait_for(lambda: bed.delivered_count() >= 600, 90)
     assert first.terminate() == 0, first.log_tail()
@@ -163,12 +168,13 @@ def test_sigterm_mid_run_loses_nothing_and_duplicates_nothing(bed: Bed) -> None:
 def test_kill_9_mid_run_loses_nothing(bed: Bed) -> None:
     events = _events(5000, seed=11)
     expected = Expected(events)
-    bed.fake.set_faults(latency_ms=15)
+    bed.fake.set_faults(latency_ms=100)
     bed.produce(events)
-    first = bed.service()
+    first = bed.service(**SLOW)
     first.wait_ready()
     wait_for(lambda: bed.delivered_count() >= 600, 90)
     first.kill()
+    assert bed.committed_total() < bed.end_total(), "killed in the middle"
 
     bed.fake.set_faults(latency_ms=0)
     bed.service().wait_ready()
@@ -212,11 +218,11 @@ def test_a_second_consumer_joining_mid_run_loses_nothing(bed: Bed) -> None:
 def test_a_broker_restart_mid_run_loses_nothing(bed: Bed) -> None:
     if bed.kafka.broker is None:
         pytest.skip("KAFKA_BOOTSTRAP_SERVERS names an external broker this test cannot restart")
-    events = _events(3000, seed=17)
+    events = _events(5000, seed=17)
     expected = Expected(events)
-    bed.fake.set_faults(latency_ms=15)
+    bed.fake.set_faults(latency_ms=100)
     bed.produce(events)
-    service = bed.service()
+    service = bed.service(**SLOW)
     service.wait_ready()
     wait_for(lambda: bed.delivered_count() >= 500, 90)
     bed.kafka.broker.stop()

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from confluent_kafka import KafkaException
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.codec import Encoder
@@ -280,11 +281,17 @@ class Bed:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, describe: Callable[[], str] = lambda: "") -> None:
-    """Poll `condition` until it holds (a guard against hangs, not a speed assertion)."""
+    """Poll `condition` until it holds (a guard against hangs, not a speed assertion).
+
+    A Kafka error while asking (a broker restarting, a leader moving) counts as "not yet".
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except KafkaException:
+            pass
         time.sleep(0.25)
     raise AssertionError(f"condition not met within {timeout}s: {describe()}")
 
