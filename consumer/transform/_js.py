@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from json.encoder import encode_basestring  # the C encoder when available: escapes exactly "\\, \", < 0x20
 from typing import Any, Final
 
@@ -249,26 +250,68 @@ def _stringify_slow(value: Any) -> str:
     return quote(to_string(value))
 
 
-# orjson writes exactly what JSON.stringify writes for strings, booleans, null, objects with
-# non-numeric keys and integers below 2**53. A float token, a 16+ digit integer or a key that
-# starts with a digit may differ; when the output contains anything that looks like one (also
-# inside a string, which is harmless), the exact slow path decides.
-_MAYBE_DIFFERENT = re.compile(rb'[:,\[]-?[0-9]+[.eE]|[:,\[]-?[0-9]{16}|[{,]"[0-9]')
+def _plain_values(values: Iterable[Any]) -> bool:
+    for v in values:
+        t = type(v)
+        if t is str:
+            continue
+        if t is int:
+            if -_MAX_SAFE_INT < v < _MAX_SAFE_INT:
+                continue
+            return False
+        if t is bool or v is None:
+            continue
+        if t is dict:
+            if _plain_dict(v):
+                continue
+            return False
+        if t is list and _plain_values(v):
+            continue
+        return False
+    return True
+
+
+def _plain_dict(value: dict[Any, Any]) -> bool:
+    for k, v in value.items():
+        # Only all-digit keys can be array indices, the keys JavaScript moves to the front. A
+        # non-string key raises AttributeError here: the caller takes the exact path for it.
+        if k.isdigit():
+            return False
+        t = type(v)
+        if t is str:
+            continue
+        if t is int:
+            if -_MAX_SAFE_INT < v < _MAX_SAFE_INT:
+                continue
+            return False
+        if t is bool or v is None:
+            continue
+        if t is dict:
+            if _plain_dict(v):
+                continue
+            return False
+        if t is list and _plain_values(v):
+            continue
+        return False
+    return True
 
 
 def stringify(value: Any) -> str:
     """`JSON.stringify(value)` for a JSON value: compact, insertion order (integer-like keys
-    first, as JavaScript objects order them), non-ASCII unescaped, `1.0` as `1`."""
+    first, as JavaScript objects order them), non-ASCII unescaped, `1.0` as `1`.
+
+    orjson writes the same bytes for strings, booleans, null and safe integers in objects whose
+    keys do not start with a digit, which is what nested event properties nearly always are; a
+    cheap type walk checks that, and everything else (floats, huge integers, integer-like keys,
+    lone surrogates) takes the exact path.
+    """
     t = type(value)
-    if t is not dict and t is not list:
-        return _stringify_slow(value)
     try:
-        raw = orjson.dumps(value)
-    except TypeError:  # lone surrogates, integers beyond 64 bits, non-str keys
-        return _stringify_slow(value)
-    if _MAYBE_DIFFERENT.search(raw):
-        return _stringify_slow(value)
-    return raw.decode()
+        if (t is dict and _plain_dict(value)) or (t is list and _plain_values(value)):
+            return orjson.dumps(value).decode()
+    except (AttributeError, TypeError):  # a non-string key; a lone surrogate orjson refuses
+        pass
+    return _stringify_slow(value)
 
 
 # ---------------------------------------------------------------------------------------------
