@@ -78,6 +78,7 @@ _STANDARD: Final = (
     ("Photo", "avatar"),
 )
 # Keys CleverTap gives a meaning of their own: their string values are never read as dates.
+_STANDARD_AFTER_EMAIL: Final = _STANDARD[1:]
 _STANDARD_KEYS: Final = frozenset(k for k, _ in _STANDARD if k != "DOB")
 _UNSAFE_KEYS: Final = frozenset({"__proto__", "constructor", "prototype"})
 _NOT_CUSTOM: Final = EXCLUDED_TRAITS | _UNSAFE_KEYS
@@ -100,6 +101,24 @@ def _standard(message: Mapping[str, Any], traits: dict[str, Any], ctx: dict[str,
     """Standard keys: traits first, then context.traits, the first value that counts (inlined
     `present`: not null, not "", not NaN)."""
     profile: dict[str, Any] = {}
+    if not ctx:  # the usual case: one source, so absent keys cost one lookup
+        email = traits.get("email")
+        if not present(email):
+            properties = message.get("properties")
+            email = properties.get("email") if type(properties) is dict else None
+        if present(email):
+            profile["Email"] = email
+        for key, trait in _STANDARD_AFTER_EMAIL:
+            value = traits.get(trait)
+            if value is None or value == "" or (type(value) is float and value != value):  # noqa: PLR0124
+                continue
+            if key == "Gender":
+                value = GENDERS.get(value) if type(value) is str else None
+                if value is None:
+                    continue
+            profile[key] = value
+        _full_name(profile, traits, ctx)
+        return profile
     for key, trait in _STANDARD:
         value = traits.get(trait)
         if value is None or value == "" or (type(value) is float and value != value):  # noqa: PLR0124
@@ -116,12 +135,16 @@ def _standard(message: Mapping[str, Any], traits: dict[str, Any], ctx: dict[str,
             if value is None:
                 continue
         profile[key] = value
+    _full_name(profile, traits, ctx)
+    return profile
+
+
+def _full_name(profile: dict[str, Any], traits: dict[str, Any], ctx: dict[str, Any]) -> None:
     if not truthy(profile.get("Name")):
         first = _pick_any(traits, ctx, _FIRST_NAMES)
         last = _pick_any(traits, ctx, _LAST_NAMES)
         if truthy(first) and truthy(last):
             profile["Name"] = f"{to_string(first)} {to_string(last)}"
-    return profile
 
 
 def _custom(profile: dict[str, Any], source: Any) -> None:
@@ -237,9 +260,9 @@ _CHECKED_APART: Final = frozenset({"Phone", "DOB"})
 _NOT_DATES: Final = _STANDARD_KEYS | _CHECKED_APART
 
 
-def _profile_default(message: Mapping[str, Any], fixes: list[Fix]) -> dict[str, Any]:
-    traits = _object_or_none(message.get("traits"), "traits", fixes)
-    ctx = _object_or_none(_context_traits(message), "context.traits", fixes)
+def _profile_default(
+    message: Mapping[str, Any], traits: dict[str, Any] | None, ctx: dict[str, Any] | None, fixes: list[Fix]
+) -> dict[str, Any]:
     profile = _standard(message, traits or _EMPTY, ctx or _EMPTY)
     _custom(profile, traits)
     _custom(profile, ctx)
@@ -307,11 +330,11 @@ def _dob(value: Any, fixes: list[Fix]) -> str | None:
     return date
 
 
-def _ts_default(message: Mapping[str, Any], fixes: list[Fix]) -> int | None:
-    traits = message.get("traits")
-    ctx = _context_traits(message)
-    own = traits.get("ts") if type(traits) is dict else None
-    ctx_own = ctx.get("ts") if type(ctx) is dict else None
+def _ts_default(
+    message: Mapping[str, Any], traits: dict[str, Any] | None, ctx: dict[str, Any] | None, fixes: list[Fix]
+) -> int | None:
+    own = traits.get("ts") if traits is not None else None
+    ctx_own = ctx.get("ts") if ctx is not None else None
     if own is None and ctx_own is None:
         seconds = rfc3339_seconds(message.get("timestamp"))
         if seconds is not None:
@@ -334,9 +357,11 @@ def identify_default(message: Mapping[str, Any], object_id_mapping: bool) -> Acc
             user_id = usable_user_id_full(message)
             if user_id is None:
                 return REJECT_IDENTIFY_WITHOUT_ID
-    profile = _profile_default(message, fixes)
+    traits = _object_or_none(message.get("traits"), "traits", fixes)
+    ctx = _object_or_none(_context_traits(message), "context.traits", fixes)
+    profile = _profile_default(message, traits, ctx, fixes)
     record: dict[str, Any] = {"type": "profile", "profileData": profile}
-    ts = _ts_default(message, fixes)
+    ts = _ts_default(message, traits, ctx, fixes)
     if ts is not None:
         record["ts"] = ts
     if not object_id_mapping:
@@ -361,7 +386,11 @@ def alias_default(message: Mapping[str, Any]) -> Accepted | Rejected:
         return REJECT_ALIAS_WITHOUT_IDS
     fixes: list[Fix] = []
     record: dict[str, Any] = {"type": "profile", "profileData": {"identity": user_id}}
-    ts = _ts_default(message, fixes)
+    traits = message.get("traits")
+    ctx = _context_traits(message)
+    ts = _ts_default(
+        message, traits if type(traits) is dict else None, ctx if type(ctx) is dict else None, fixes
+    )
     if ts is not None:
         record["ts"] = ts
     record["identity"] = previous_id
