@@ -297,13 +297,6 @@ def _profile_default(
         for key in list(out):
             if drop_long_key(key, fixes):
                 del out[key]
-    for key, check in (("Phone", checked_phone), ("DOB", _dob)):
-        if key in out:
-            value = check(out[key], fixes)
-            if value is None:
-                del out[key]
-            else:
-                out[key] = value
     overrides = _override_fields(traits, ctx)
     if overrides is not None:
         if type(overrides) is not dict:
@@ -320,6 +313,14 @@ def _profile_default(
                 keep, value = checked_value(key, given, False, fixes)
                 if keep:
                     out[key] = value
+    # After the overrides: CleverTap refuses a bad Phone or DOB whoever set it.
+    for key, check in (("Phone", checked_phone), ("DOB", _dob)):
+        if key in out:
+            value = check(out[key], fixes)
+            if value is None:
+                del out[key]
+            else:
+                out[key] = value
     return out
 
 
