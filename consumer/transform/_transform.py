@@ -10,7 +10,7 @@ from ._filter import filtered
 from ._identify import alias_default, alias_rudderstack, identify_default, identify_rudderstack
 from ._js import truthy
 from ._types import EventFilter, Profile, Result, TransformConfig
-from ._vocab import REJECT_MISSING_TYPE, REJECT_NOT_AN_OBJECT, REJECT_UNSUPPORTED_TYPE
+from ._vocab import REJECT_MISSING_TYPE, REJECT_NOT_AN_OBJECT, REJECT_TOO_DEEP, REJECT_UNSUPPORTED_TYPE
 
 _KINDS: Final = {k: k for k in ("identify", "track", "page", "screen", "alias")}
 _RUDDERSTACK: Final = Profile.RUDDERSTACK
@@ -22,6 +22,15 @@ def transform(message: Mapping[str, Any], config: TransformConfig) -> Result:
 
     Pure: the result depends only on the arguments, and neither is modified.
     """
+    try:
+        return _dispatch(message, config)
+    except RecursionError:
+        # Nested values are walked recursively; JSON parsers allow deeper nesting (orjson: 1024
+        # levels) than Python's stack. Such an event is refused, not allowed to stop the consumer.
+        return REJECT_TOO_DEEP
+
+
+def _dispatch(message: Mapping[str, Any], config: TransformConfig) -> Result:
     if type(message) is not dict and not isinstance(message, Mapping):  # parsed JSON may be anything
         return REJECT_NOT_AN_OBJECT  # type: ignore[unreachable]
     message_type = message.get("type")

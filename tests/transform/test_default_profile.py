@@ -399,3 +399,14 @@ def test_override_fields_are_sent_as_given_but_phone_and_dob_still_have_to_be_va
         "DOB": "$D_639878400",
         "note": "2024-01-15",
     }
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_values_nested_deeper_than_the_stack_are_refused_not_raised(profile: Profile) -> None:
+    deep: Any = 1
+    for _ in range(2000):
+        deep = {"a": deep}
+    message = track({"deep": deep})
+    result = transform(message, TransformConfig(account_id="ACC", track_anonymous=True, profile=profile))
+    assert isinstance(result, Rejected)
+    assert (result.reason, result.status) == ("too_deep", 400)
