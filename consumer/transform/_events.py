@@ -199,11 +199,10 @@ def _checked_data(data: dict[str, Any], charged: bool, fixes: list[Fix]) -> dict
     loop only rewrites what needs it.
     """
     out = data.copy()
-    if data and max(map(len, data)) > SAFE_KEY_CHARS:
-        for key in data:
-            if len(key) > SAFE_KEY_CHARS and drop_long_key(key, fixes):
-                del out[key]
     for key, value in data.items():
+        if len(key) > SAFE_KEY_CHARS and drop_long_key(key, fixes):
+            del out[key]
+            continue
         if type(value) not in _NEEDS_A_LOOK:
             continue
         if type(value) is str:
@@ -221,7 +220,7 @@ def _checked_data(data: dict[str, Any], charged: bool, fixes: list[Fix]) -> dict
                 else:
                     out.pop(key, None)
         else:
-            if (charged and key == "Items") or key in KEPT_AS_OBJECTS or key not in out:
+            if (charged and key == "Items") or key in KEPT_AS_OBJECTS:
                 continue
             text = stringify(value)
             if len(text) > SAFE_VALUE_CHARS:

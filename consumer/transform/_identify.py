@@ -268,6 +268,8 @@ def _profile_default(
     _custom(profile, ctx)
     out: dict[str, Any] = {}
     for key, value in profile.items():
+        if len(key) > SAFE_KEY_CHARS and drop_long_key(key, fixes):
+            continue
         t = type(value)
         if t is str:
             if len(value) >= 10:
@@ -293,10 +295,6 @@ def _profile_default(
         elif value is None:
             continue
         out[key] = value
-    if max(map(len, out), default=0) > SAFE_KEY_CHARS:
-        for key in list(out):
-            if drop_long_key(key, fixes):
-                del out[key]
     overrides = _override_fields(traits, ctx)
     if overrides is not None:
         if type(overrides) is not dict:
