@@ -17,6 +17,7 @@ CleverTap's limits (see _preflight).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date as _date
 from typing import Any, Final
 
 from ._identity import usable, usable_user_id_full, usable_user_id_only, user_id_full, user_id_only
@@ -86,6 +87,7 @@ _FIRST_NAMES: Final = ("firstName", "firstname", "first_name")
 _LAST_NAMES: Final = ("lastName", "lastname", "last_name")
 _EMPTY: Final[dict[str, Any]] = {}
 _MISSING: Final[Any] = object()
+_EPOCH_ORDINAL: Final = _date(1970, 1, 1).toordinal()
 
 
 def _pick_any(traits: dict[str, Any], ctx: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -323,6 +325,11 @@ def _profile_default(
 
 
 def _dob(value: Any, fixes: list[Fix]) -> str | None:
+    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:  # the usual calendar date, without the general rules' detours
+            return f"$D_{(_date.fromisoformat(value).toordinal() - _EPOCH_ORDINAL) * 86400}"
+        except ValueError:
+            pass
     date = dob_value(value)
     if date is None:
         fixes.append(fix(INVALID_DATE, "DOB", dropped=True))
