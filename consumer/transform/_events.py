@@ -123,7 +123,6 @@ def event_rudderstack(
         return REJECT_ANONYMOUS
     properties = message.get("properties")
     event = message.get("event")
-    record: dict[str, Any]
     if to_string(event).lower() == "order completed":
         data: Any = {}
         if type(properties) is dict:
@@ -305,14 +304,18 @@ def event_default(
         data = cast(dict[str, Any], charged_data)
     else:
         data = properties
-    record: dict[str, Any] = {"evtName": name, "evtData": _checked_data(data, charged, fixes)}
+    evt_data = _checked_data(data, charged, fixes)
     own_ts = properties.get("ts")
     ts = rfc3339_seconds(message.get("timestamp")) if own_ts is None else None
     if ts is None:
         ts = default_ts(message, fixes, ("properties.ts", own_ts))
     if ts is not None:
-        record["ts"] = ts
-    record["type"] = "event"
+        if known_user is not None and not object_id_mapping:  # the usual event, in one go
+            record = {"evtName": name, "evtData": evt_data, "ts": ts, "type": "event", "identity": known_user}
+            return new_accepted((new_record("event", record),), fixes)
+        record = {"evtName": name, "evtData": evt_data, "ts": ts, "type": "event"}
+    else:
+        record = {"evtName": name, "evtData": evt_data, "type": "event"}
     if object_id_mapping:
         anonymous_id = message.get("anonymousId")
         if usable(anonymous_id):

@@ -23,37 +23,33 @@ def transform(message: Mapping[str, Any], config: TransformConfig) -> Result:
     Pure: the result depends only on the arguments, and neither is modified.
     """
     try:
-        return _dispatch(message, config)
+        if type(message) is not dict and not isinstance(message, Mapping):  # parsed JSON may be anything
+            return REJECT_NOT_AN_OBJECT  # type: ignore[unreachable]
+        message_type = message.get("type")
+        if type(message_type) is not str or not message_type:
+            if not truthy(message_type):
+                return REJECT_MISSING_TYPE
+            # RudderStack fails on `.toLowerCase()` of a non-string here; no type is supported.
+            return REJECT_UNSUPPORTED_TYPE
+        kind = _KINDS.get(message_type) or _KINDS.get(message_type.lower())
+        if kind is None:
+            return REJECT_UNSUPPORTED_TYPE
+        if kind == "track" and config.event_filter is not _NO_FILTER:
+            skip = filtered(message, config)
+            if skip is not None:
+                return skip
+        if config.profile is _RUDDERSTACK:
+            if kind == "identify":
+                return identify_rudderstack(message, config.enable_object_id_mapping)
+            if kind == "alias":
+                return alias_rudderstack(message)
+            return event_rudderstack(message, kind, config.track_anonymous, config.enable_object_id_mapping)
+        if kind == "identify":
+            return identify_default(message, config.enable_object_id_mapping)
+        if kind == "alias":
+            return alias_default(message)
+        return event_default(message, kind, config.track_anonymous, config.enable_object_id_mapping)
     except RecursionError:
         # Nested values are walked recursively; JSON parsers allow deeper nesting (orjson: 1024
         # levels) than Python's stack. Such an event is refused, not allowed to stop the consumer.
         return REJECT_TOO_DEEP
-
-
-def _dispatch(message: Mapping[str, Any], config: TransformConfig) -> Result:
-    if type(message) is not dict and not isinstance(message, Mapping):  # parsed JSON may be anything
-        return REJECT_NOT_AN_OBJECT  # type: ignore[unreachable]
-    message_type = message.get("type")
-    if type(message_type) is not str or not message_type:
-        if not truthy(message_type):
-            return REJECT_MISSING_TYPE
-        # RudderStack fails on `.toLowerCase()` of a non-string here; no type is supported.
-        return REJECT_UNSUPPORTED_TYPE
-    kind = _KINDS.get(message_type) or _KINDS.get(message_type.lower())
-    if kind is None:
-        return REJECT_UNSUPPORTED_TYPE
-    if kind == "track" and config.event_filter is not _NO_FILTER:
-        skip = filtered(message, config)
-        if skip is not None:
-            return skip
-    if config.profile is _RUDDERSTACK:
-        if kind == "identify":
-            return identify_rudderstack(message, config.enable_object_id_mapping)
-        if kind == "alias":
-            return alias_rudderstack(message)
-        return event_rudderstack(message, kind, config.track_anonymous, config.enable_object_id_mapping)
-    if kind == "identify":
-        return identify_default(message, config.enable_object_id_mapping)
-    if kind == "alias":
-        return alias_default(message)
-    return event_default(message, kind, config.track_anonymous, config.enable_object_id_mapping)
