@@ -78,8 +78,8 @@ _STANDARD: Final = (
     ("Customer Type", "customerType"),
     ("Photo", "avatar"),
 )
-# Keys CleverTap gives a meaning of their own: their string values are never read as dates.
 _STANDARD_AFTER_EMAIL: Final = _STANDARD[1:]
+# Keys CleverTap gives a meaning of their own: their string values are never read as dates.
 _STANDARD_KEYS: Final = frozenset(k for k, _ in _STANDARD if k != "DOB")
 _UNSAFE_KEYS: Final = frozenset({"__proto__", "constructor", "prototype"})
 _NOT_CUSTOM: Final = EXCLUDED_TRAITS | _UNSAFE_KEYS

@@ -212,3 +212,11 @@ def test_default_batches_put_tokens_apart_at_most_100_per_request() -> None:
         (["token"], 100),
     ]
     assert out[-1] == {"filtered": {"event": "Skipped"}, "inputs": [150]}
+
+
+def test_the_passcode_stays_out_of_reprs() -> None:
+    from consumer.cli.transform import _default_sink
+
+    sink = _default_sink(DEST)
+    assert PASSCODE in sink.headers.values()
+    assert PASSCODE not in repr(sink)
