@@ -250,16 +250,15 @@ def _stringify_slow(value: Any) -> str:
     return quote(to_string(value))
 
 
+# Types orjson writes exactly as JSON.stringify does (integers: with OPT_STRICT_INTEGER, orjson
+# refuses the ones beyond 2**53 that JavaScript would round, and the exact path takes those).
+_PLAIN_SCALARS: Final = frozenset({str, int, bool, type(None)})
+
+
 def _plain_values(values: Iterable[Any]) -> bool:
     for v in values:
         t = type(v)
-        if t is str:
-            continue
-        if t is int:
-            if -_MAX_SAFE_INT < v < _MAX_SAFE_INT:
-                continue
-            return False
-        if t is bool or v is None:
+        if t in _PLAIN_SCALARS:
             continue
         if t is dict:
             if _plain_dict(v):
@@ -278,13 +277,7 @@ def _plain_dict(value: dict[Any, Any]) -> bool:
         if k.isdigit():
             return False
         t = type(v)
-        if t is str:
-            continue
-        if t is int:
-            if -_MAX_SAFE_INT < v < _MAX_SAFE_INT:
-                continue
-            return False
-        if t is bool or v is None:
+        if t in _PLAIN_SCALARS:
             continue
         if t is dict:
             if _plain_dict(v):
@@ -301,17 +294,20 @@ def stringify(value: Any) -> str:
     first, as JavaScript objects order them), non-ASCII unescaped, `1.0` as `1`.
 
     orjson writes the same bytes for strings, booleans, null and safe integers in objects whose
-    keys do not start with a digit, which is what nested event properties nearly always are; a
-    cheap type walk checks that, and everything else (floats, huge integers, integer-like keys,
-    lone surrogates) takes the exact path.
+    keys are not integer-like, which is what nested event properties nearly always are; a cheap
+    type walk checks that, and everything else (floats, huge integers, integer-like keys, lone
+    surrogates) takes the exact path.
     """
     t = type(value)
     try:
         if (t is dict and _plain_dict(value)) or (t is list and _plain_values(value)):
-            return orjson.dumps(value).decode()
-    except (AttributeError, TypeError):  # a non-string key; a lone surrogate orjson refuses
+            return orjson.dumps(value, option=_STRICT_INTEGER).decode()
+    except (AttributeError, TypeError):  # a non-string key, a huge integer, a lone surrogate
         pass
     return _stringify_slow(value)
+
+
+_STRICT_INTEGER: Final = orjson.OPT_STRICT_INTEGER
 
 
 # ---------------------------------------------------------------------------------------------
