@@ -5,7 +5,7 @@ is JavaScript's: which values count as "present", how `String()`, `Number()` and
 `JSON.stringify` print numbers, which characters Handlebars escapes. Python's defaults differ on
 every one of these (`json.dumps` adds spaces and escapes non-ASCII, `str(1.0)` is `"1.0"`,
 `float("inf")` parses), so the pieces live here, written against the ECMAScript rules and checked
-against Node in development.
+against Node with dev/js_diff.py.
 
 Values are JSON values as Python sees them: dict, list, str, int, float, bool, None. A JSON
 number is an IEEE double in JavaScript, so integers beyond 2**53 print as the double they become.
