@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck pytest demo kafka-up kafka-down bench clean
+.PHONY: help setup test lint typecheck pytest demo kafka-up kafka-down bench conformance clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ demo: $(STAMP)  ## local Kafka + sample events + fake CleverTap + the service, t
 bench: $(STAMP)  ## all benchmarks (prints numbers; asserts nothing)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/transform.py
+
+# The RudderStack vectors are third-party test data (Elastic License 2.0) kept outside the
+# repository, so this is a manual check, not part of `make test`. CONFORMANCE points at check.py.
+CONFORMANCE ?= $(firstword $(wildcard ../shared/conformance/check.py ../../shared/conformance/check.py))
+conformance: $(STAMP)  ## the rudderstack profile against RudderStack's vectors (needs ../shared)
+	@test -n "$(CONFORMANCE)" || { echo "conformance: set CONFORMANCE=path/to/check.py (not found in ../shared)"; exit 2; }
+	python3 $(CONFORMANCE) --cmd "$(abspath $(BIN))/clevertap-consumer transform"
 
 clean:  ## remove the venv and caches (not the Kafka jar cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

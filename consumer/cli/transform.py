@@ -44,13 +44,17 @@ class InputError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Sink:
-    """Where a destination's records go: the request line and the transform settings."""
+    """Where a destination's records go: the request line and the transform settings.
+
+    The passcode is output here (the request header is the contract), so it stays out of the
+    repr: a Sink in a traceback must not print it.
+    """
 
     config: TransformConfig
     url: str
-    headers: dict[str, Any]
+    headers: dict[str, Any] = field(repr=False)
     account_id: str
-    passcode: str
+    passcode: str = field(repr=False)
 
     @property
     def group(self) -> tuple[str, str, str]:

@@ -16,16 +16,27 @@ default profile only treats track events as purchases.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
-from ._identify import KEPT_AS_OBJECTS, first_timestamp
-from ._identity import usable, usable_user_id_full, usable_user_id_only, user_id_full, user_id_only
+from ._identify import KEPT_AS_OBJECTS
+from ._identity import usable, usable_user_id_only, user_id_full, user_id_only
 from ._js import html_escape, own_entries, present, set_path, stringify, to_string, trim, truthy
-from ._preflight import checked_value, drop_long_key, is_restricted_event, limit_properties, object_items
-from ._ts import iso_date_value, rudderstack_ts
-from ._types import Accepted, Fix, Record, Rejected
+from ._preflight import (
+    MAX_EVENT_PROPERTIES,
+    RESTRICTED_INITIALS,
+    SAFE_KEY_CHARS,
+    SAFE_VALUE_CHARS,
+    checked_value,
+    drop_long_key,
+    is_restricted_event,
+    limit_properties,
+    object_items,
+)
+from ._results import new_accepted, new_record
+from ._ts import default_ts, iso_date_value, rfc3339_seconds, rudderstack_ts
+from ._types import Accepted, Fix, Rejected
 from ._vocab import (
     NOT_AN_OBJECT_FIELD,
     REJECT_ANONYMOUS,
@@ -112,7 +123,6 @@ def event_rudderstack(
         return REJECT_ANONYMOUS
     properties = message.get("properties")
     event = message.get("event")
-    record: dict[str, Any]
     if to_string(event).lower() == "order completed":
         data: Any = {}
         if type(properties) is dict:
@@ -171,45 +181,60 @@ def event_rudderstack(
         user_id = user_id_full(message)
         if user_id is not None:
             record["identity"] = user_id
-    return Accepted((Record("event", record),))
+    return new_accepted((new_record("event", record),))
 
 
 # ---------------------------------------------------------------------------------------------
 # default profile
 
 
+_NEEDS_A_LOOK: Final = frozenset({str, dict, list})
+
+
 def _checked_data(data: dict[str, Any], charged: bool, fixes: list[Fix]) -> dict[str, Any]:
-    """evtData with JSON text for nested values, `$D_` dates, and every key/value within limits."""
-    out: dict[str, Any] = {}
-    for key, original in data.items():
-        if drop_long_key(key, fixes):
+    """evtData with JSON text for nested values, `$D_` dates, and every key/value within limits.
+
+    Most values are short scalars that pass unchanged, so the data is copied at C speed and the
+    loop only rewrites what needs it.
+    """
+    out = data.copy()
+    for key, value in data.items():
+        if len(key) > SAFE_KEY_CHARS and drop_long_key(key, fixes):
+            del out[key]
             continue
-        value = original
-        t = type(value)
-        if t is str:
-            if len(value) >= 10 and value[4] == "-":
-                value = iso_date_value(value) or value
-            if len(value) > 128:
-                keep, value = checked_value(key, value, False, fixes)
-                if not keep:
-                    continue
-        elif t is dict or t is list:
-            if (charged and key == "Items") or key in KEPT_AS_OBJECTS:
-                out[key] = value
+        if type(value) not in _NEEDS_A_LOOK:
+            continue
+        if type(value) is str:
+            if len(value) < 10:
                 continue
-            value = stringify(value)
-            if len(value) > 128:
-                keep, value = checked_value(key, value, True, fixes)
-                if not keep:
+            if value[4] == "-":
+                date = iso_date_value(value)
+                if date is not None:
+                    out[key] = date
                     continue
-        out[key] = value
-    return limit_properties(out, fixes)
+            if len(value) > SAFE_VALUE_CHARS:
+                keep, cut = checked_value(key, value, False, fixes)
+                if keep:
+                    out[key] = cut
+                else:
+                    out.pop(key, None)
+        else:
+            if (charged and key == "Items") or key in KEPT_AS_OBJECTS:
+                continue
+            text = stringify(value)
+            if len(text) > SAFE_VALUE_CHARS:
+                keep, text = checked_value(key, text, True, fixes)
+                if not keep:
+                    del out[key]
+                    continue
+            out[key] = text
+    return out if len(out) <= MAX_EVENT_PROPERTIES else limit_properties(out, fixes)
 
 
 def _event_name_default(event: Any) -> str | Rejected:
     t = type(event)
     if t is str:
-        return event if event.strip() else REJECT_MISSING_EVENT
+        return event if event and not event.isspace() else REJECT_MISSING_EVENT
     if event is None:
         return REJECT_MISSING_EVENT
     if t is int or t is float:
@@ -217,10 +242,34 @@ def _event_name_default(event: Any) -> str | Rejected:
     return REJECT_EVENT_NAME_NOT_TEXT
 
 
+def _charged_data(properties: dict[str, Any], fixes: list[Fix]) -> dict[str, Any] | Rejected:
+    data: dict[str, Any] = {}
+    for source, target in (("checkout_id", "Charged ID"), ("revenue", "Amount")):
+        value = properties.get(source)
+        if present(value):
+            data[target] = value
+    products = properties.get("products")
+    if present(products):
+        items = _products(products)
+        if type(items) is not list:
+            return REJECT_BAD_PRODUCTS
+        items = object_items(items, fixes)
+        if not items:
+            return REJECT_BAD_PRODUCTS
+        data["Items"] = items
+    for key, value in properties.items():
+        if key not in _CHARGED_SOURCES:
+            set_path(data, key, value)
+    return data
+
+
 def event_default(
     message: Mapping[str, Any], kind: str, track_anonymous: bool, object_id_mapping: bool
 ) -> Accepted | Rejected:
-    if not track_anonymous and usable_user_id_only(message) is None:
+    known_user = message.get("userId")
+    if type(known_user) is not str or not known_user or known_user.isspace():
+        known_user = usable_user_id_only(message)
+    if known_user is None and not track_anonymous:
         return REJECT_ANONYMOUS
     fixes: list[Fix] = []
     properties = message.get("properties")
@@ -230,63 +279,56 @@ def event_default(
         properties = {}
     charged = False
     if kind == "track":
-        name = _event_name_default(message.get("event"))
-        if type(name) is Rejected:
-            return name
-        assert isinstance(name, str)
-        if name.lower() == "order completed":
+        event = message.get("event")
+        if type(event) is str and event and not event.isspace():
+            name = event
+        else:
+            checked = _event_name_default(event)
+            if type(checked) is Rejected:
+                return checked
+            name = cast(str, checked)
+        folded = name.lower()
+        if folded == "order completed":
             charged = True
             name = "Charged"
-        elif is_restricted_event(name):
+        elif folded[:1] in RESTRICTED_INITIALS and is_restricted_event(folded):
             return restricted_event(name)
     else:
         view = _view_name(message, properties)
         prefix = PREFIXES[kind]
         name = prefix if view is None else trim(f"{prefix}: {_handlebars_text(view)}")
     if charged:
-        data: dict[str, Any] = {}
-        for source, target in (("checkout_id", "Charged ID"), ("revenue", "Amount")):
-            value = properties.get(source)
-            if present(value):
-                data[target] = value
-        products = properties.get("products")
-        if present(products):
-            items = _products(products)
-            if type(items) is not list:
-                return REJECT_BAD_PRODUCTS
-            items = object_items(items, fixes)
-            if not items:
-                return REJECT_BAD_PRODUCTS
-            data["Items"] = items
-        for key, value in properties.items():
-            if key not in _CHARGED_SOURCES:
-                set_path(data, key, value)
+        charged_data = _charged_data(properties, fixes)
+        if type(charged_data) is Rejected:
+            return charged_data
+        data = cast(dict[str, Any], charged_data)
     else:
         data = properties
-    record: dict[str, Any] = {"evtName": name, "evtData": _checked_data(data, charged, fixes)}
-    ts = first_timestamp(
-        (
-            ("properties.ts", properties.get("ts")),
-            ("timestamp", message.get("timestamp")),
-            ("originalTimestamp", message.get("originalTimestamp")),
-        ),
-        fixes,
-    )
+    evt_data = _checked_data(data, charged, fixes)
+    own_ts = properties.get("ts")
+    ts = rfc3339_seconds(message.get("timestamp")) if own_ts is None else None
+    if ts is None:
+        ts = default_ts(message, fixes, ("properties.ts", own_ts))
     if ts is not None:
-        record["ts"] = ts
-    record["type"] = "event"
+        if known_user is not None and not object_id_mapping:  # the usual event, in one go
+            record = {"evtName": name, "evtData": evt_data, "ts": ts, "type": "event", "identity": known_user}
+            return new_accepted((new_record("event", record),), fixes)
+        record = {"evtName": name, "evtData": evt_data, "ts": ts, "type": "event"}
+    else:
+        record = {"evtName": name, "evtData": evt_data, "type": "event"}
     if object_id_mapping:
         anonymous_id = message.get("anonymousId")
         if usable(anonymous_id):
             record["objectId"] = anonymous_id
+        elif known_user is not None:
+            record["identity"] = known_user
         else:
-            user_id = usable_user_id_only(message)
-            if user_id is None:
-                return REJECT_NO_OBJECT_ID_OR_USER
-            record["identity"] = user_id
+            return REJECT_NO_OBJECT_ID_OR_USER
+    elif known_user is not None:
+        record["identity"] = known_user
     else:
-        user_id = usable_user_id_full(message)
-        if user_id is None:
+        anonymous_id = message.get("anonymousId")
+        if not usable(anonymous_id):
             return REJECT_EVENT_WITHOUT_ID
-        record["identity"] = user_id
-    return Accepted((Record("event", record),), tuple(fixes))
+        record["identity"] = anonymous_id
+    return new_accepted((new_record("event", record),), fixes)

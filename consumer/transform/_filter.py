@@ -28,6 +28,8 @@ def filtered(message: Mapping[str, Any], config: TransformConfig) -> Filtered | 
     if not name:
         return None
     listed = name in config.event_names
-    if listed is (config.event_filter is EventFilter.DENY):
-        return Filtered(name)
+    if config.event_filter is EventFilter.ALLOW:
+        return None if listed else Filtered(name)
+    if config.event_filter is EventFilter.DENY:
+        return Filtered(name) if listed else None
     return None

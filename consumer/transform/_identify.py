@@ -17,17 +17,18 @@ CleverTap's limits (see _preflight).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date as _date
 from typing import Any, Final
 
 from ._identity import usable, usable_user_id_full, usable_user_id_only, user_id_full, user_id_only
 from ._js import own_entries, present, set_path, stringify, to_string, truthy
-from ._preflight import checked_phone, checked_value, drop_long_key
+from ._preflight import SAFE_KEY_CHARS, SAFE_VALUE_CHARS, checked_phone, checked_value, drop_long_key
+from ._results import new_accepted, new_record
 from ._tokens import token_record
-from ._ts import dob_value, epoch_seconds, iso_date_value, rudderstack_ts
-from ._types import Accepted, Fix, Record, Rejected
+from ._ts import default_ts, dob_value, iso_date_value, rfc3339_seconds, rudderstack_ts
+from ._types import Accepted, Fix, Rejected
 from ._vocab import (
     INVALID_DATE,
-    INVALID_TIMESTAMP,
     NOT_AN_OBJECT_FIELD,
     REJECT_ALIAS_WITHOUT_IDS,
     REJECT_IDENTIFY_WITHOUT_ID,
@@ -64,8 +65,12 @@ GENDERS: Final = {
     **dict.fromkeys(("f", "F", "Female", "female", "FEMALE"), "F"),
     **dict.fromkeys(("m", "M", "Male", "male", "MALE"), "M"),
 }
-# (CleverTap key, trait) after Email and Name, in RudderStack's mapping order.
-_PLAIN_STANDARD: Final = (
+# (CleverTap key, trait) in RudderStack's mapping order; Email and Gender have extra rules.
+_STANDARD: Final = (
+    ("Email", "email"),
+    ("Name", "name"),
+    ("Phone", "phone"),
+    ("Gender", "gender"),
     ("Employed", "employed"),
     ("DOB", "birthday"),
     ("Education", "education"),
@@ -73,76 +78,89 @@ _PLAIN_STANDARD: Final = (
     ("Customer Type", "customerType"),
     ("Photo", "avatar"),
 )
+_STANDARD_AFTER_EMAIL: Final = _STANDARD[1:]
 # Keys CleverTap gives a meaning of their own: their string values are never read as dates.
-_STANDARD_KEYS: Final = frozenset(
-    {"Email", "Name", "Phone", "Gender", "Employed", "Education", "Married", "Customer Type", "Photo"}
-)
+_STANDARD_KEYS: Final = frozenset(k for k, _ in _STANDARD if k != "DOB")
+_UNSAFE_KEYS: Final = frozenset({"__proto__", "constructor", "prototype"})
+_NOT_CUSTOM: Final = EXCLUDED_TRAITS | _UNSAFE_KEYS
 _FIRST_NAMES: Final = ("firstName", "firstname", "first_name")
 _LAST_NAMES: Final = ("lastName", "lastname", "last_name")
+_EMPTY: Final[dict[str, Any]] = {}
 _MISSING: Final[Any] = object()
+_EPOCH_ORDINAL: Final = _date(1970, 1, 1).toordinal()
 
 
-def _pick(traits: dict[str, Any] | None, ctx: dict[str, Any] | None, key: str) -> Any:
-    if traits is not None:
-        value = traits.get(key)
-        if present(value):
-            return value
-    if ctx is not None:
-        value = ctx.get(key)
-        if present(value):
-            return value
-    return None
-
-
-def _pick_any(traits: dict[str, Any] | None, ctx: dict[str, Any] | None, keys: tuple[str, ...]) -> Any:
+def _pick_any(traits: dict[str, Any], ctx: dict[str, Any], keys: tuple[str, ...]) -> Any:
     for source in (traits, ctx):
-        if source is not None:
-            for key in keys:
-                value = source.get(key)
-                if present(value):
-                    return value
+        for key in keys:
+            value = source.get(key)
+            if present(value):
+                return value
     return None
 
 
-def _standard(
-    message: Mapping[str, Any], traits: dict[str, Any] | None, ctx: dict[str, Any] | None
-) -> dict[str, Any]:
+def _standard(message: Mapping[str, Any], traits: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Standard keys: traits first, then context.traits, the first value that counts (inlined
+    `present`: not null, not "", not NaN)."""
     profile: dict[str, Any] = {}
-    email = _pick(traits, ctx, "email")
-    if email is None:
-        properties = message.get("properties")
-        if type(properties) is dict and present(properties.get("email")):
-            email = properties["email"]
-    if email is not None:
-        profile["Email"] = email
-    value = _pick(traits, ctx, "name")
-    if value is not None:
-        profile["Name"] = value
-    value = _pick(traits, ctx, "phone")
-    if value is not None:
-        profile["Phone"] = value
-    value = _pick(traits, ctx, "gender")
-    if type(value) is str and value in GENDERS:
-        profile["Gender"] = GENDERS[value]
-    for key, trait in _PLAIN_STANDARD:
-        value = _pick(traits, ctx, trait)
-        if value is not None:
+    if not ctx:  # the usual case: one source, so absent keys cost one lookup
+        email = traits.get("email")
+        if not present(email):
+            properties = message.get("properties")
+            email = properties.get("email") if type(properties) is dict else None
+        if present(email):
+            profile["Email"] = email
+        for key, trait in _STANDARD_AFTER_EMAIL:
+            value = traits.get(trait)
+            if value is None or value == "" or (type(value) is float and value != value):  # noqa: PLR0124
+                continue
+            if key == "Gender":
+                value = GENDERS.get(value) if type(value) is str else None
+                if value is None:
+                    continue
             profile[key] = value
+        _full_name(profile, traits, ctx)
+        return profile
+    for key, trait in _STANDARD:
+        value = traits.get(trait)
+        if value is None or value == "" or (type(value) is float and value != value):  # noqa: PLR0124
+            value = ctx.get(trait)
+            if value is None or value == "" or (type(value) is float and value != value):  # noqa: PLR0124
+                if key != "Email":
+                    continue
+                properties = message.get("properties")
+                value = properties.get("email") if type(properties) is dict else None
+                if not present(value):
+                    continue
+        if key == "Gender":
+            value = GENDERS.get(value) if type(value) is str else None
+            if value is None:
+                continue
+        profile[key] = value
+    _full_name(profile, traits, ctx)
+    return profile
+
+
+def _full_name(profile: dict[str, Any], traits: dict[str, Any], ctx: dict[str, Any]) -> None:
     if not truthy(profile.get("Name")):
         first = _pick_any(traits, ctx, _FIRST_NAMES)
         last = _pick_any(traits, ctx, _LAST_NAMES)
         if truthy(first) and truthy(last):
             profile["Name"] = f"{to_string(first)} {to_string(last)}"
-    return profile
 
 
 def _custom(profile: dict[str, Any], source: Any) -> None:
+    """Copy the non-standard traits of `source` into `profile` (set-value semantics)."""
     if not truthy(source):
         return
     entries = source.items() if type(source) is dict else own_entries(source)
     for key, value in entries:
-        if key not in EXCLUDED_TRAITS:
+        if key in _NOT_CUSTOM:
+            continue
+        if "." in key:
             set_path(profile, key, value)
+        else:
+            profile[key] = value
 
 
 def _override_fields(traits: Any, ctx: Any) -> Any:
@@ -165,7 +183,9 @@ def _context_traits(message: Mapping[str, Any]) -> Any:
 def _profile_rudderstack(message: Mapping[str, Any]) -> dict[str, Any]:
     traits = message.get("traits")
     ctx = _context_traits(message)
-    profile = _standard(message, traits if type(traits) is dict else None, ctx if type(ctx) is dict else None)
+    profile = _standard(
+        message, traits if type(traits) is dict else _EMPTY, ctx if type(ctx) is dict else _EMPTY
+    )
     _custom(profile, traits)
     _custom(profile, ctx)
     for key, value in profile.items():
@@ -197,7 +217,7 @@ def identify_rudderstack(message: Mapping[str, Any], object_id_mapping: bool) ->
         record["ts"] = ts
     if not object_id_mapping:
         record["identity"] = user_id_full(message)
-        return Accepted((Record("profile", record),))
+        return new_accepted((new_record("profile", record),))
     anonymous_id = message.get("anonymousId")
     user_id = user_id_only(message)
     if truthy(anonymous_id):
@@ -206,10 +226,10 @@ def identify_rudderstack(message: Mapping[str, Any], object_id_mapping: bool) ->
             profile["identity"] = user_id
         token = token_record(message, anonymous_id)
         if token is not None:
-            return Accepted((Record("profile", record), Record("token", token)))
+            return new_accepted((new_record("profile", record), new_record("token", token)))
     elif truthy(user_id):
         record["identity"] = user_id
-    return Accepted((Record("profile", record),))
+    return new_accepted((new_record("profile", record),))
 
 
 def alias_rudderstack(message: Mapping[str, Any]) -> Accepted:
@@ -222,7 +242,7 @@ def alias_rudderstack(message: Mapping[str, Any]) -> Accepted:
         record["ts"] = ts
     if "previousId" in message:
         record["identity"] = message["previousId"]
-    return Accepted((Record("profile", record),))
+    return new_accepted((new_record("profile", record),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,44 +257,46 @@ def _object_or_none(value: Any, field: str, fixes: list[Fix]) -> dict[str, Any] 
     return None
 
 
-def _profile_default(message: Mapping[str, Any], fixes: list[Fix]) -> dict[str, Any]:
-    traits = _object_or_none(message.get("traits"), "traits", fixes)
-    ctx = _object_or_none(_context_traits(message), "context.traits", fixes)
-    profile = _standard(message, traits, ctx)
+_NEEDS_A_LOOK: Final = frozenset({str, dict, list})
+_CHECKED_APART: Final = frozenset({"Phone", "DOB"})
+_NOT_DATES: Final = _STANDARD_KEYS | _CHECKED_APART
+
+
+def _profile_default(
+    message: Mapping[str, Any], traits: dict[str, Any] | None, ctx: dict[str, Any] | None, fixes: list[Fix]
+) -> dict[str, Any]:
+    profile = _standard(message, traits or _EMPTY, ctx or _EMPTY)
     _custom(profile, traits)
     _custom(profile, ctx)
     out: dict[str, Any] = {}
-    for key, original in profile.items():
-        if original is None or drop_long_key(key, fixes):
+    for key, value in profile.items():
+        if len(key) > SAFE_KEY_CHARS and drop_long_key(key, fixes):
             continue
-        value = original
         t = type(value)
-        stringified = False
         if t is str:
-            if key == "Phone":
-                value = checked_phone(value, fixes)
-                if value is None:
+            if len(value) >= 10:
+                if value[4] == "-" and key not in _NOT_DATES:
+                    date = iso_date_value(value)
+                    if date is not None:
+                        out[key] = date
+                        continue
+                if len(value) > SAFE_VALUE_CHARS and key not in _CHECKED_APART:
+                    keep, cut = checked_value(key, value, False, fixes)
+                    if keep:
+                        out[key] = cut
                     continue
-            elif key == "DOB":
-                value = _dob(value, fixes)
-                if value is None:
-                    continue
-            elif key not in _STANDARD_KEYS and len(value) >= 10 and value[4] == "-":
-                value = iso_date_value(value) or value
-        elif key == "DOB":
-            value = _dob(value, fixes)
-            if value is None:
+        elif t is dict or t is list:
+            if key not in KEPT_AS_OBJECTS and key not in _CHECKED_APART:
+                text = stringify(value)
+                if len(text) > SAFE_VALUE_CHARS:
+                    keep, text = checked_value(key, text, True, fixes)
+                    if not keep:
+                        continue
+                out[key] = text
                 continue
-        elif key == "Phone":
-            value = checked_phone(value, fixes)
-            if value is None:
-                continue
-        elif (t is dict or t is list) and key not in KEPT_AS_OBJECTS:
-            value = stringify(value)
-            stringified = True
-        keep, value = checked_value(key, value, stringified, fixes)
-        if keep:
-            out[key] = value
+        elif value is None:
+            continue
+        out[key] = value
     overrides = _override_fields(traits, ctx)
     if overrides is not None:
         if type(overrides) is not dict:
@@ -291,38 +313,39 @@ def _profile_default(message: Mapping[str, Any], fixes: list[Fix]) -> dict[str, 
                 keep, value = checked_value(key, given, False, fixes)
                 if keep:
                     out[key] = value
+    # After the overrides: CleverTap refuses a bad Phone or DOB whoever set it.
+    for key, check in (("Phone", checked_phone), ("DOB", _dob)):
+        if key in out:
+            value = check(out[key], fixes)
+            if value is None:
+                del out[key]
+            else:
+                out[key] = value
     return out
 
 
 def _dob(value: Any, fixes: list[Fix]) -> str | None:
+    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:  # the usual calendar date, without the general rules' detours
+            return f"$D_{(_date.fromisoformat(value).toordinal() - _EPOCH_ORDINAL) * 86400}"
+        except ValueError:
+            pass
     date = dob_value(value)
     if date is None:
         fixes.append(fix(INVALID_DATE, "DOB", dropped=True))
     return date
 
 
-def _ts_default(message: Mapping[str, Any], fixes: list[Fix]) -> int | None:
-    traits = message.get("traits")
-    ctx = _context_traits(message)
-    candidates = (
-        ("traits.ts", traits.get("ts") if type(traits) is dict else None),
-        ("context.traits.ts", ctx.get("ts") if type(ctx) is dict else None),
-        ("timestamp", message.get("timestamp")),
-        ("originalTimestamp", message.get("originalTimestamp")),
-    )
-    return first_timestamp(candidates, fixes)
-
-
-def first_timestamp(candidates: tuple[tuple[str, Any], ...], fixes: list[Fix]) -> int | None:
-    """The first candidate that is a usable time; each present but unusable one is reported."""
-    for field, value in candidates:
-        if value is None or value == "":
-            continue
-        seconds = epoch_seconds(value)
+def _ts_default(
+    message: Mapping[str, Any], traits: dict[str, Any] | None, ctx: dict[str, Any] | None, fixes: list[Fix]
+) -> int | None:
+    own = traits.get("ts") if traits is not None else None
+    ctx_own = ctx.get("ts") if ctx is not None else None
+    if own is None and ctx_own is None:
+        seconds = rfc3339_seconds(message.get("timestamp"))
         if seconds is not None:
             return seconds
-        fixes.append(fix(INVALID_TIMESTAMP, field, dropped=True))
-    return None
+    return default_ts(message, fixes, ("traits.ts", own), ("context.traits.ts", ctx_own))
 
 
 def identify_default(message: Mapping[str, Any], object_id_mapping: bool) -> Accepted | Rejected:
@@ -335,27 +358,31 @@ def identify_default(message: Mapping[str, Any], object_id_mapping: bool) -> Acc
         if anonymous_id is None and user_id is None:
             return REJECT_IDENTIFY_WITHOUT_ID
     else:
-        user_id = usable_user_id_full(message)
-        if user_id is None:
-            return REJECT_IDENTIFY_WITHOUT_ID
-    profile = _profile_default(message, fixes)
+        user_id = message.get("userId")
+        if type(user_id) is not str or not user_id or user_id.isspace():
+            user_id = usable_user_id_full(message)
+            if user_id is None:
+                return REJECT_IDENTIFY_WITHOUT_ID
+    traits = _object_or_none(message.get("traits"), "traits", fixes)
+    ctx = _object_or_none(_context_traits(message), "context.traits", fixes)
+    profile = _profile_default(message, traits, ctx, fixes)
     record: dict[str, Any] = {"type": "profile", "profileData": profile}
-    ts = _ts_default(message, fixes)
+    ts = _ts_default(message, traits, ctx, fixes)
     if ts is not None:
         record["ts"] = ts
     if not object_id_mapping:
         record["identity"] = user_id
-        return Accepted((Record("profile", record),), tuple(fixes))
+        return new_accepted((new_record("profile", record),), fixes)
     if anonymous_id is not None:
         record["objectId"] = anonymous_id
         if user_id is not None:
             profile["identity"] = user_id
         token = token_record(message, anonymous_id, strict=True)
         if token is not None:
-            return Accepted((Record("profile", record), Record("token", token)), tuple(fixes))
+            return new_accepted((new_record("profile", record), new_record("token", token)), fixes)
     else:
         record["identity"] = user_id
-    return Accepted((Record("profile", record),), tuple(fixes))
+    return new_accepted((new_record("profile", record),), fixes)
 
 
 def alias_default(message: Mapping[str, Any]) -> Accepted | Rejected:
@@ -365,8 +392,12 @@ def alias_default(message: Mapping[str, Any]) -> Accepted | Rejected:
         return REJECT_ALIAS_WITHOUT_IDS
     fixes: list[Fix] = []
     record: dict[str, Any] = {"type": "profile", "profileData": {"identity": user_id}}
-    ts = _ts_default(message, fixes)
+    traits = message.get("traits")
+    ctx = _context_traits(message)
+    ts = _ts_default(
+        message, traits if type(traits) is dict else None, ctx if type(ctx) is dict else None, fixes
+    )
     if ts is not None:
         record["ts"] = ts
     record["identity"] = previous_id
-    return Accepted((Record("profile", record),), tuple(fixes))
+    return new_accepted((new_record("profile", record),), fixes)

@@ -22,7 +22,7 @@ def usable(value: Any) -> bool:
     """An identifier CleverTap can key a profile on: a non-blank string or a finite number."""
     t = type(value)
     if t is str:
-        return bool(value.strip())
+        return bool(value) and not value.isspace()
     if t is int:
         return True
     if t is float:

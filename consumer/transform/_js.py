@@ -5,7 +5,7 @@ is JavaScript's: which values count as "present", how `String()`, `Number()` and
 `JSON.stringify` print numbers, which characters Handlebars escapes. Python's defaults differ on
 every one of these (`json.dumps` adds spaces and escapes non-ASCII, `str(1.0)` is `"1.0"`,
 `float("inf")` parses), so the pieces live here, written against the ECMAScript rules and checked
-against Node in development.
+against Node with dev/js_diff.py.
 
 Values are JSON values as Python sees them: dict, list, str, int, float, bool, None. A JSON
 number is an IEEE double in JavaScript, so integers beyond 2**53 print as the double they become.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from json.encoder import encode_basestring  # the C encoder when available: escapes exactly "\\, \", < 0x20
 from typing import Any, Final
 
@@ -249,26 +250,64 @@ def _stringify_slow(value: Any) -> str:
     return quote(to_string(value))
 
 
-# orjson writes exactly what JSON.stringify writes for strings, booleans, null, objects with
-# non-numeric keys and integers below 2**53. A float token, a 16+ digit integer or a key that
-# starts with a digit may differ; when the output contains anything that looks like one (also
-# inside a string, which is harmless), the exact slow path decides.
-_MAYBE_DIFFERENT = re.compile(rb'[:,\[]-?[0-9]+[.eE]|[:,\[]-?[0-9]{16}|[{,]"[0-9]')
+# Types orjson writes exactly as JSON.stringify does (integers: with OPT_STRICT_INTEGER, orjson
+# refuses the ones beyond 2**53 that JavaScript would round, and the exact path takes those).
+_PLAIN_SCALARS: Final = frozenset({str, int, bool, type(None)})
+
+
+def _plain_values(values: Iterable[Any]) -> bool:
+    for v in values:
+        t = type(v)
+        if t in _PLAIN_SCALARS:
+            continue
+        if t is dict:
+            if _plain_dict(v):
+                continue
+            return False
+        if t is list and _plain_values(v):
+            continue
+        return False
+    return True
+
+
+def _plain_dict(value: dict[Any, Any]) -> bool:
+    for k, v in value.items():
+        # Only all-digit keys can be array indices, the keys JavaScript moves to the front. A
+        # non-string key raises AttributeError here: the caller takes the exact path for it.
+        if k.isdigit():
+            return False
+        t = type(v)
+        if t in _PLAIN_SCALARS:
+            continue
+        if t is dict:
+            if _plain_dict(v):
+                continue
+            return False
+        if t is list and _plain_values(v):
+            continue
+        return False
+    return True
 
 
 def stringify(value: Any) -> str:
     """`JSON.stringify(value)` for a JSON value: compact, insertion order (integer-like keys
-    first, as JavaScript objects order them), non-ASCII unescaped, `1.0` as `1`."""
+    first, as JavaScript objects order them), non-ASCII unescaped, `1.0` as `1`.
+
+    orjson writes the same bytes for strings, booleans, null and safe integers in objects whose
+    keys are not integer-like, which is what nested event properties nearly always are; a cheap
+    type walk checks that, and everything else (floats, huge integers, integer-like keys, lone
+    surrogates) takes the exact path.
+    """
     t = type(value)
-    if t is not dict and t is not list:
-        return _stringify_slow(value)
     try:
-        raw = orjson.dumps(value)
-    except TypeError:  # lone surrogates, integers beyond 64 bits, non-str keys
-        return _stringify_slow(value)
-    if _MAYBE_DIFFERENT.search(raw):
-        return _stringify_slow(value)
-    return raw.decode()
+        if (t is dict and _plain_dict(value)) or (t is list and _plain_values(value)):
+            return orjson.dumps(value, option=_STRICT_INTEGER).decode()
+    except (AttributeError, TypeError):  # a non-string key, a huge integer, a lone surrogate
+        pass
+    return _stringify_slow(value)
+
+
+_STRICT_INTEGER: Final = orjson.OPT_STRICT_INTEGER
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ ECMAScript date-time format (`2021-03-10T11:59:22.080Z`, date-only forms as UTC)
 back to its permissive legacy parser, which also takes `2021-03-10 11:59:22`,
 `Wed, 10 Mar 2021 11:59:22 GMT`, `03/10/2021`, even `"0"` (1 January 2000). To give the same
 `ts` for the same input, this module follows the structure of V8's date parser: a tokenizer, an
-ES5 pass, then the legacy pass over the remaining tokens, and composers for day, time and zone.
+ES5 pass, then the legacy pass over the remaining tokens, and composers for day, time and zone;
+dev/js_diff.py compares it with Node on random strings.
 
 Local time: a date-time without an offset is local time in JavaScript. RudderStack's transformer
 runs in containers on UTC, so local time is taken to be UTC here (the transform has no clock and

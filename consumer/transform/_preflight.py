@@ -29,8 +29,8 @@ MAX_VALUE_BYTES: Final = 512
 MAX_EVENT_PROPERTIES: Final = 100
 
 # A string of n characters has at most 4n UTF-8 bytes: shorter ones need no encoding to check.
-_SAFE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
-_SAFE_VALUE_CHARS: Final = MAX_VALUE_BYTES // 4
+SAFE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
+SAFE_VALUE_CHARS: Final = MAX_VALUE_BYTES // 4
 
 # "Cannot be uploaded" system events (CleverTap answers 513). CleverTap compares event names
 # without case and spaces, so the list is kept in that normal form.
@@ -53,18 +53,21 @@ RESTRICTED_EVENT_NAMES: Final = (
     "Identity Error",
 )
 _RESTRICTED: Final = frozenset(n.lower().replace(" ", "") for n in RESTRICTED_EVENT_NAMES)
+# First characters of a lower-cased name that might be restricted: a cheap test for the rest.
+RESTRICTED_INITIALS: Final = frozenset(n[0] for n in _RESTRICTED) | frozenset(" \t\n\r\f\v")
 
 
 def is_restricted_event(name: str) -> bool:
+    """CleverTap compares names ignoring case and spaces, so `app launched` is restricted too."""
     return name.lower().replace(" ", "") in _RESTRICTED
 
 
 def key_fits(key: str) -> bool:
-    return len(key) <= _SAFE_KEY_CHARS or len(key.encode("utf-8", "surrogatepass")) <= MAX_KEY_BYTES
+    return len(key) <= SAFE_KEY_CHARS or len(key.encode("utf-8", "surrogatepass")) <= MAX_KEY_BYTES
 
 
 def value_fits(value: str) -> bool:
-    return len(value) <= _SAFE_VALUE_CHARS or len(value.encode("utf-8", "surrogatepass")) <= MAX_VALUE_BYTES
+    return len(value) <= SAFE_VALUE_CHARS or len(value.encode("utf-8", "surrogatepass")) <= MAX_VALUE_BYTES
 
 
 def truncate_utf8(value: str, limit: int = MAX_VALUE_BYTES) -> str:

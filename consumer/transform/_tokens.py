@@ -76,7 +76,10 @@ def token_record(message: Mapping[str, Any], object_id: Any, strict: bool = Fals
             token_type = wanted
         keys = options.get("chromeKeys")
     token_data: dict[str, Any] = {"id": token, "type": token_type}
+    record: dict[str, Any] = {"type": "token", "tokenData": token_data, "objectId": object_id}
+    if keys is None and type(token) is str and type(object_id) is str:
+        return record  # truthy strings only: nothing to prune
     if keys is not None:
         token_data["keys"] = keys
-    record: dict[str, Any] = _pruned({"type": "token", "tokenData": token_data, "objectId": object_id})
-    return record
+    pruned: dict[str, Any] = _pruned(record)
+    return pruned

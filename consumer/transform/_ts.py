@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from ._js import to_number, to_string, truthy
 from ._js_date import parse_date_ms
+from ._types import Fix
+from ._vocab import INVALID_TIMESTAMP, fix
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)
+_EPOCH_ORDINAL: Final = _NAIVE_EPOCH.toordinal()
 _SECOND: Final = timedelta(seconds=1)
 _DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
@@ -59,23 +63,29 @@ def _scaled(x: float) -> int:
 
 def _iso_seconds(text: str) -> int | None:
     try:
+        if len(text) == 10:  # a calendar date, midnight UTC: the cheaper parse
+            return (date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL) * 86400
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - _EPOCH) // _SECOND
+        return (parsed - _NAIVE_EPOCH) // _SECOND  # no offset: UTC
+    return math.floor(parsed.timestamp())
 
 
 def _seconds(value: Any) -> int | None:
     t = type(value)
-    if t is int or t is float:
-        return _scaled(value) if math.isfinite(value) and abs(value) < 1e20 else None
     if t is str:
+        if len(value) >= 10 and value[4] == "-":  # the usual ISO timestamp: try it first
+            seconds = _iso_seconds(value)
+            if seconds is not None:
+                return seconds
         text = value.strip()
         if _DECIMAL.fullmatch(text):
             return _seconds(float(text))
         return _iso_seconds(text) if text[:4].isdigit() else None
+    if t is int or t is float:
+        return _scaled(value) if math.isfinite(value) and abs(value) < 1e20 else None
     return None
 
 
@@ -83,6 +93,50 @@ def epoch_seconds(value: Any) -> int | None:
     """The default profile's `ts` from one candidate value; None if it is not a usable time."""
     seconds = _seconds(value)
     return seconds if seconds is not None and seconds > 0 else None
+
+
+def rfc3339_seconds(value: Any) -> int | None:
+    """Epoch seconds of a UTC RFC 3339 timestamp (`2026-11-01T00:00:03.530Z`, what RudderStack's
+    SDKs and server write); None for anything else, which then takes the general rules."""
+    if type(value) is str and len(value) >= 20 and value[-1] == "Z" and value[4] == "-":
+        try:
+            seconds = math.floor(datetime.fromisoformat(value).timestamp())
+        except ValueError:
+            return None
+        return seconds if seconds > 0 else None
+    return None
+
+
+def _event_time(value: Any) -> int | None:
+    seconds = rfc3339_seconds(value)
+    return seconds if seconds is not None else epoch_seconds(value)
+
+
+def default_ts(message: Mapping[str, Any], fixes: list[Fix], *own: tuple[str, Any]) -> int | None:
+    """The default profile's `ts`: the record's own `ts` fields (`properties.ts`, or `traits.ts`
+    then `context.traits.ts`), else the event's `timestamp`, else `originalTimestamp`. A present
+    but unusable candidate is reported and skipped; with none usable there is no `ts` (CleverTap
+    then uses the arrival time).
+    """
+    for name, value in own:
+        if value is not None and value != "":
+            seconds = epoch_seconds(value)
+            if seconds is not None:
+                return seconds
+            fixes.append(fix(INVALID_TIMESTAMP, name, dropped=True))
+    value = message.get("timestamp")
+    if value is not None and value != "":
+        seconds = _event_time(value)
+        if seconds is not None:
+            return seconds
+        fixes.append(fix(INVALID_TIMESTAMP, "timestamp", dropped=True))
+    value = message.get("originalTimestamp")
+    if value is not None and value != "":
+        seconds = _event_time(value)
+        if seconds is not None:
+            return seconds
+        fixes.append(fix(INVALID_TIMESTAMP, "originalTimestamp", dropped=True))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,7 +161,10 @@ _DATE_VALUE: Final = re.compile(r"\$D_-?[0-9]+", re.ASCII)
 
 def iso_date_value(text: str) -> str | None:
     """`$D_<epoch>` for a strict ISO-8601 date or date-time string, else None."""
-    if _STRICT_ISO.fullmatch(text) is None:
+    if len(text) == 10:
+        if text[4] != "-" or text[7] != "-":  # not a calendar date (2021-W10-3 is a week date)
+            return None
+    elif _STRICT_ISO.fullmatch(text) is None:
         return None
     seconds = _iso_seconds(text)
     return None if seconds is None else f"$D_{seconds}"
@@ -122,6 +179,10 @@ def dob_value(value: Any) -> str | None:
         return f"$D_{math.floor(value) if abs(value) < 1e11 else math.floor(value / 1e3)}"
     if t is not str:
         return None
+    if len(value) >= 10 and value[4] == "-":  # the usual ISO date: try it first
+        seconds = _iso_seconds(value)
+        if seconds is not None:
+            return f"$D_{seconds}"
     text = value.strip()
     if _DATE_VALUE.fullmatch(text):
         return str(text)

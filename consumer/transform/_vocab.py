@@ -21,6 +21,7 @@ BAD_PRODUCTS: Final = "bad_products"
 MISSING_IDENTITY: Final = "missing_identity"
 RESTRICTED_EVENT: Final = "restricted_event"
 NOT_AN_OBJECT: Final = "not_an_object"
+TOO_DEEP: Final = "too_deep"
 
 REJECT_REASONS: Final = frozenset(
     {
@@ -33,6 +34,7 @@ REJECT_REASONS: Final = frozenset(
         MISSING_IDENTITY,
         RESTRICTED_EVENT,
         NOT_AN_OBJECT,
+        TOO_DEEP,
     }
 )
 
@@ -76,6 +78,7 @@ REJECT_NO_OBJECT_ID_OR_USER: Final = Rejected(
     400, "Unable to process without anonymousId or userId", MISSING_IDENTITY
 )
 REJECT_NOT_AN_OBJECT: Final = Rejected(400, "message is not a JSON object", NOT_AN_OBJECT)
+REJECT_TOO_DEEP: Final = Rejected(400, "message is nested too deeply to transform", TOO_DEEP)
 
 # Rejections of the default profile only -------------------------------------------------------
 REJECT_IDENTIFY_WITHOUT_ID: Final = Rejected(
