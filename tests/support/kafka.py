@@ -12,13 +12,28 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from dev.kafka_local import Broker
+
+T = TypeVar("T")
+
+# What a broker answers while it restarts: leaders and coordinators are being elected.
+_RESTARTING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+    KafkaError._ALL_BROKERS_DOWN,
+}
 
 
 class KafkaBed:
@@ -94,25 +109,39 @@ class KafkaBed:
         return out
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "end-offsets"})
-        try:
+        def ask(consumer: Consumer) -> dict[int, int]:
             md = consumer.list_topics(topic, timeout=10).topics[topic]
             return {
                 p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                 for p in md.partitions
             }
-        finally:
-            consumer.close()
+
+        return self._ask("end-offsets", ask)
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
         """Committed offsets of `group` on `topic` (partitions without a commit are left out)."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
-        try:
+
+        def ask(consumer: Consumer) -> dict[int, int]:
             md = consumer.list_topics(topic, timeout=10).topics[topic]
             tps = consumer.committed([TopicPartition(topic, p) for p in md.partitions], timeout=10)
-        finally:
-            consumer.close()
-        return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+            return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+
+        return self._ask(group, ask)
+
+    def _ask(self, group: str, question: Callable[[Consumer], T]) -> T:
+        """Ask the broker, riding out a restart or a leader move (retriable errors, up to 60 s)."""
+        deadline = time.monotonic() + 60
+        while True:
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+            try:
+                return question(consumer)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not (err.retriable() or err.code() in _RESTARTING) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            finally:
+                consumer.close()
 
 
 @pytest.fixture(scope="session")
