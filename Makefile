@@ -37,7 +37,7 @@ kafka-down: $(STAMP)  ## stop the local Kafka broker
 	@$(BIN)/python dev/kafka_local.py down
 
 demo: $(STAMP)  ## local Kafka + sample events + fake CleverTap + the service, then a summary
-	$(BIN)/python dev/demo.py
+	$(BIN)/python -m dev.demo
 
 bench: $(STAMP)  ## all benchmarks (prints numbers; asserts nothing)
 	$(BIN)/python bench/decode.py

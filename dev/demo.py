@@ -5,7 +5,7 @@ messages, the fake CleverTap, and `clevertap-consumer run` as its own process, e
 runs in production. When every offset is committed the service gets SIGTERM and the demo prints
 what happened: consumed, delivered, dead-lettered by reason, batches, commits, events/s.
 
-    python dev/demo.py [--events 20000] [--keep-kafka]
+    python -m dev.demo [--events 20000] [--keep-kafka]
 """
 
 from __future__ import annotations

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dev import promtool as promtool_tool
 from tests.support.fake_clevertap import FakeCleverTapProcess, run_fake_clevertap, start_fake_clevertap
 
 pytest_plugins = ["tests.support.kafka", "tests.support.service"]
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """Prometheus's promtool, fetched from Debian's package on first use (dev/promtool.py)."""
+    return promtool_tool.ensure("promtool")
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,10 @@ DLQ topic, committed offsets, exit status, metrics and logs.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +41,9 @@ def _deliverable(events: list[dict[str, Any]], bed: Bed) -> list[dict[str, Any]]
     return out
 
 
-def test_every_event_arrives_as_the_transform_says_and_offsets_reach_the_end(bed: Bed) -> None:
+def test_every_event_arrives_as_the_transform_says_and_offsets_reach_the_end(
+    bed: Bed, promtool: Path
+) -> None:
     events = _events(1500, seed=3)
     expected = Expected(events)
     assert expected.rejected, "the sample should exercise rejections too"
@@ -66,6 +70,14 @@ def test_every_event_arrives_as_the_transform_says_and_offsets_reach_the_end(bed
     assert service.metric_sum("clevertap_consumer_dlq_records_total") == len(dead)
     assert service.metric_sum("clevertap_consumer_records_delivered_total") == expected.total_records
     assert service.metric_sum("clevertap_consumer_in_flight_records") == 0
+    lint = subprocess.run(
+        [str(promtool), "check", "metrics"],
+        input=service.metrics_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (lint.returncode, lint.stdout.strip()) == (0, ""), lint.stdout + lint.stderr
     assert service.terminate() == 0
 
 

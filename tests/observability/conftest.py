@@ -10,17 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.health import Health, HealthServer, serve
-from dev import promtool as promtool_tool
 
 from .sample import exercise_every_metric
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def promtool() -> Path:
-    """Prometheus's promtool, fetched from Debian's package on first use (dev/promtool.py)."""
-    return promtool_tool.ensure("promtool")
 
 
 @pytest.fixture

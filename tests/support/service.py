@@ -146,9 +146,12 @@ class ServiceProcess:
             time.sleep(0.2)
         raise AssertionError(f"service not ready within {timeout}s:\n{self.log_tail()}")
 
+    def metrics_text(self) -> str:
+        return self._http.get("/metrics").text
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of a /metrics scrape, keyed by (name, sorted labels)."""
-        text = self._http.get("/metrics").text
+        text = self.metrics_text()
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
