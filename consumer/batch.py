@@ -14,11 +14,11 @@ from typing import Literal
 import orjson
 from pydantic import SecretStr
 
+from .clevertap_api import MAX_TOKEN_RECORDS
 from .offsets import Entry
 from .transform import Record
 
 BatchKind = Literal["upload", "token"]
-TOKEN_BATCH_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ class Batcher:
         """Add one record; return the batches this closed (zero, one, or two when a lone
         oversized record both closes the open batch and fills its own)."""
         kind: BatchKind = "token" if record.kind == "token" else "upload"
-        limit = min(self.max_records, TOKEN_BATCH_LIMIT) if kind == "token" else self.max_records
+        limit = min(self.max_records, MAX_TOKEN_RECORDS) if kind == "token" else self.max_records
         body = orjson.dumps(record.data)
         key = (target, kind)
         closed: list[Batch] = []

@@ -103,8 +103,10 @@ class KafkaStats:
                 if partition == "-1" or not p.get("desired"):
                     continue
                 seen.add((topic, partition))
-                fetchq_records += int(p.get("fetchq_cnt", 0))
-                fetchq_bytes += int(p.get("fetchq_size", 0))
+                # Every partition's fetch queue is forwarded to the one consumer queue, and each
+                # partition reports that shared queue: a sum would count it once per partition.
+                fetchq_records = max(fetchq_records, int(p.get("fetchq_cnt", 0)))
+                fetchq_bytes = max(fetchq_bytes, int(p.get("fetchq_size", 0)))
                 lag = p.get("consumer_lag_stored", -1)
                 if lag < 0:
                     lag = p.get("consumer_lag", -1)

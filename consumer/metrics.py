@@ -118,11 +118,11 @@ kafka_broker_up = Gauge(
 )
 kafka_fetch_queue_records = Gauge(
     f"{PREFIX}_kafka_fetch_queue_records",
-    "Kafka records fetched by librdkafka and not yet handed to the poll loop, all partitions.",
+    "Kafka records fetched by librdkafka and not yet handed to the poll loop (one queue for all partitions).",
 )
 kafka_fetch_queue_bytes = Gauge(
     f"{PREFIX}_kafka_fetch_queue_bytes",
-    "Bytes fetched by librdkafka and not yet handed to the poll loop, all partitions.",
+    "Bytes fetched by librdkafka and not yet handed to the poll loop (one queue for all partitions).",
 )
 
 # ---------------------------------------------------------------------------------------------

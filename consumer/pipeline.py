@@ -60,8 +60,8 @@ class PipelineOptions:
     batch_max_records: int = 1000
     batch_max_bytes: int = 4 * 1024 * 1024
     batch_linger_s: float = 0.2
-    max_in_flight_records: int = 50_000
-    max_in_flight_bytes: int = 128 * 1024 * 1024
+    max_in_flight_records: int = 20_000
+    max_in_flight_bytes: int = 64 * 1024 * 1024
     drain_timeout_s: float = 20.0
     revoke_timeout_s: float = 10.0
     poll_records: int = 1000
@@ -96,7 +96,12 @@ def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "session.timeout.ms": s.kafka_session_timeout_ms,
         "max.poll.interval.ms": 300_000,
-        "queued.max.messages.kbytes": 32768,
+        # librdkafka's prefetch buffer, one queue for all assigned partitions. 2 MB keeps the
+        # loop fed (it decodes a few MB a second) and leaves memory to the in-flight limits.
+        # A full queue postpones the next fetch by fetch.queue.backoff.ms (default 1 s), which
+        # with a queue this small starves the loop; 20 ms refills it as fast as it drains.
+        "queued.max.messages.kbytes": 2048,
+        "fetch.queue.backoff.ms": 20,
         "isolation.level": "read_committed",
         "statistics.interval.ms": 15_000,
     }

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .clevertap_api import MAX_RECORDS
 from .destinations import ConfigError
 
 SECRETS_DIRS = ("/run/secrets", "/etc/clevertap-consumer/secrets")
@@ -114,7 +115,7 @@ class Settings(ClientSettings):
     )
     delivery_max_attempts: int = Field(20, ge=1, description="Attempts per batch before the DLQ.")
     batch_max_records: int = Field(
-        1000, ge=1, le=1000, description="Records per upload request (tokens: ≤ 100)."
+        1000, ge=1, le=MAX_RECORDS, description="Records per upload request (tokens: ≤ 100)."
     )
     batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Body bytes per upload request.")
     batch_linger_ms: int = Field(
@@ -123,10 +124,10 @@ class Settings(ClientSettings):
 
     # Flow control and commits
     max_in_flight_records: int = Field(
-        50000, ge=1, description="Pause consumption above this many unfinished records."
+        20000, ge=1, description="Pause consumption above this many unfinished records."
     )
     max_in_flight_bytes: int = Field(
-        128 * 1024 * 1024, ge=1024, description="Pause consumption above this many unfinished message bytes."
+        64 * 1024 * 1024, ge=1024, description="Pause consumption above this many unfinished message bytes."
     )
     commit_interval_ms: int = Field(2000, ge=100, description="How often finished offsets are committed.")
     drain_timeout_seconds: float = Field(

@@ -21,11 +21,12 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import click
 
+from ..clevertap_api import MAX_RECORDS
+
 if TYPE_CHECKING:
     from ..batch import Batch
     from ..transform import Profile, Result, TransformConfig
 
-MAX_BATCH_RECORDS: Final = 1000  # RudderStack's router and CleverTap's per-request cap
 _RS_KEYS: Final = (
     "accountId",
     "passcode",
@@ -300,7 +301,7 @@ def _run_batched_rudderstack(outcomes: Iterable[_Outcome], out: IO[bytes]) -> li
         assert o.sink is not None
         batches = groups.setdefault(o.sink.group, [])
         records = [orjson.dumps(r.data) for r in o.result.records]
-        if not batches or len(batches[-1][1]) + len(records) > MAX_BATCH_RECORDS:
+        if not batches or len(batches[-1][1]) + len(records) > MAX_RECORDS:
             batches.append((o.sink, [], []))
         batches[-1][1].extend(records)
         batches[-1][2].append(o.index)

@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ._validate import E_MISC, MAX_RECORDS, MAX_TOKEN_RECORDS, check_records
+from ..clevertap_api import MAX_RECORDS, MAX_TOKEN_RECORDS
+from ._validate import E_MISC, check_records
 
 # Longer than any sane client timeout: a "timeout" fault holds the request until the client
 # gives up (we notice the closed socket), the fake is reset, or this runs out.

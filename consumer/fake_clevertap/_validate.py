@@ -20,43 +20,13 @@ from typing import Any
 
 import orjson
 
-MAX_RECORDS = 1000
-MAX_TOKEN_RECORDS = 100
-MAX_EVENT_PROPERTIES = 100
-MAX_KEY_BYTES = 120
-MAX_VALUE_BYTES = 512
+from ..clevertap_api import MAX_EVENT_PROPERTIES, MAX_KEY_BYTES, MAX_VALUE_BYTES, is_restricted_event
 
 IDENTIFIERS = ("identity", "objectId", "FBID", "GPID")
 _EMPTY = (None, "")
 _NO_PROPS: dict[str, Any] = {}
 TOKEN_TYPES = frozenset({"apns", "gcm", "fcm", "wns", "mpns", "chrome"})
 PROFILE_COMMANDS = frozenset({"$add", "$remove", "$incr", "$decr", "$delete"})
-RESTRICTED_EVENTS = (
-    "Notification Sent",
-    "Notification Viewed",
-    "Notification Clicked",
-    "Notification Delivered",
-    "Notification Replied",
-    "UTM Visited",
-    "App Launched",
-    "App Uninstalled",
-    "App Version Changed",
-    "Stayed",
-    "Reply Sent",
-    "Experiment Rendered",
-    "Reachable By",
-    "Identity Reset",
-    "Identity Set",
-    "Identity Error",
-)
-
-
-def _name_key(name: str) -> str:
-    """CleverTap treats event names case- and space-insensitively (`SignUp` = `sign up`)."""
-    return "".join(name.split()).casefold()
-
-
-_RESTRICTED = frozenset(_name_key(n) for n in RESTRICTED_EVENTS)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # Seconds since the epoch up to the year 5138: millisecond timestamps of any date after 1973
@@ -211,9 +181,7 @@ def _identifiers(record: dict[str, Any]) -> int:
     return sum(1 for k in IDENTIFIERS if record.get(k) not in _EMPTY)
 
 
-@functools.lru_cache(maxsize=4096)
-def _restricted(name: str) -> bool:
-    return _name_key(name) in _RESTRICTED
+_restricted = functools.lru_cache(maxsize=4096)(is_restricted_event)
 
 
 def check_record(record: Any) -> Error | None:

@@ -4,7 +4,6 @@ Pure by contract: no I/O, no clock, no globals. The same input always gives the 
 which is what lets the service retry, replay and redrive without surprises.
 """
 
-from ._preflight import MAX_EVENT_PROPERTIES, MAX_KEY_BYTES, MAX_VALUE_BYTES, RESTRICTED_EVENT_NAMES
 from ._regions import DEFAULT_HOST, REGION_CHOICES, host_for_region
 from ._transform import transform
 from ._types import (
@@ -24,12 +23,8 @@ from ._vocab import FIX_KINDS, REJECT_REASONS
 __all__ = [
     "DEFAULT_HOST",
     "FIX_KINDS",
-    "MAX_EVENT_PROPERTIES",
-    "MAX_KEY_BYTES",
-    "MAX_VALUE_BYTES",
     "REGION_CHOICES",
     "REJECT_REASONS",
-    "RESTRICTED_EVENT_NAMES",
     "Accepted",
     "EventFilter",
     "Filtered",

@@ -20,18 +20,17 @@ from typing import Any, Final, cast
 
 import orjson
 
+from ..clevertap_api import MAX_EVENT_PROPERTIES, is_restricted_event
 from ._identify import KEPT_AS_OBJECTS
 from ._identity import usable, usable_user_id_only, user_id_full, user_id_only
 from ._js import html_escape, own_entries, present, set_path, stringify, to_string, trim, truthy
 from ._preflight import (
-    MAX_EVENT_PROPERTIES,
-    RESTRICTED_INITIALS,
     SAFE_KEY_CHARS,
     SAFE_VALUE_CHARS,
     checked_value,
     drop_long_key,
-    is_restricted_event,
     limit_properties,
+    may_be_restricted,
     object_items,
 )
 from ._results import new_accepted, new_record
@@ -287,11 +286,10 @@ def event_default(
             if type(checked) is Rejected:
                 return checked
             name = cast(str, checked)
-        folded = name.lower()
-        if folded == "order completed":
+        if name.lower() == "order completed":
             charged = True
             name = "Charged"
-        elif folded[:1] in RESTRICTED_INITIALS and is_restricted_event(folded):
+        elif may_be_restricted(name) and is_restricted_event(name):
             return restricted_event(name)
     else:
         view = _view_name(message, properties)

@@ -14,6 +14,12 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from ..clevertap_api import (
+    MAX_EVENT_PROPERTIES,
+    MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+    RESTRICTED_EVENT_KEYS,
+)
 from ._types import Fix
 from ._vocab import (
     CHARGED_ITEMS,
@@ -24,42 +30,18 @@ from ._vocab import (
     fix,
 )
 
-MAX_KEY_BYTES: Final = 120
-MAX_VALUE_BYTES: Final = 512
-MAX_EVENT_PROPERTIES: Final = 100
-
 # A string of n characters has at most 4n UTF-8 bytes: shorter ones need no encoding to check.
 SAFE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 SAFE_VALUE_CHARS: Final = MAX_VALUE_BYTES // 4
 
-# "Cannot be uploaded" system events (CleverTap answers 513). CleverTap compares event names
-# without case and spaces, so the list is kept in that normal form.
-RESTRICTED_EVENT_NAMES: Final = (
-    "Notification Sent",
-    "Notification Viewed",
-    "Notification Clicked",
-    "Notification Delivered",
-    "Notification Replied",
-    "UTM Visited",
-    "App Launched",
-    "App Uninstalled",
-    "App Version Changed",
-    "Stayed",
-    "Reply Sent",
-    "Experiment Rendered",
-    "Reachable By",
-    "Identity Reset",
-    "Identity Set",
-    "Identity Error",
-)
-_RESTRICTED: Final = frozenset(n.lower().replace(" ", "") for n in RESTRICTED_EVENT_NAMES)
-# First characters of a lower-cased name that might be restricted: a cheap test for the rest.
-RESTRICTED_INITIALS: Final = frozenset(n[0] for n in _RESTRICTED) | frozenset(" \t\n\r\f\v")
+_RESTRICTED_INITIALS: Final = frozenset(k[0] for k in RESTRICTED_EVENT_KEYS)
 
 
-def is_restricted_event(name: str) -> bool:
-    """CleverTap compares names ignoring case and spaces, so `app launched` is restricted too."""
-    return name.lower().replace(" ", "") in _RESTRICTED
+def may_be_restricted(name: str) -> bool:
+    """A cheap test on the first character before the full comparison, which folds case and
+    drops white space (so a leading space may hide any initial)."""
+    initial = name[:1]
+    return initial.casefold()[:1] in _RESTRICTED_INITIALS or initial.isspace()
 
 
 def key_fits(key: str) -> bool:

@@ -3,6 +3,7 @@ back as a Failure and why, how it backs off, and how it stops."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -102,6 +103,28 @@ def test_batches_are_delivered_with_clevertaps_headers(
     assert _sample("records_delivered_total", account=ONE) - delivered_before == 150
     assert _sample("end_to_end_latency_seconds_count") - latency_before == 150
     assert _sample("last_successful_delivery_timestamp_seconds") > 0
+
+
+def test_a_delivered_batch_is_freed_once_its_result_is_dropped(
+    fake_clevertap: FakeCleverTapProcess, deliverers: Callable[[DeliveryOptions], Deliverer]
+) -> None:
+    """The service raises the garbage collector's thresholds, so whatever a reference cycle holds
+    lives until a rare full collection. A batch (its records and their Kafka messages) caught in
+    one would make memory grow with every batch delivered."""
+    to = target(fake_clevertap.upload_url, ONE, PASS_ONE)
+    deliverer = deliverers(FAST)
+
+    def alive() -> bool:
+        return any(type(o) is Batch and o.target is to for o in gc.get_objects())
+
+    gc.collect()
+    gc.disable()
+    try:
+        deliverer.submit(make_batch(to, [event(f"u{i}") for i in range(20)]))
+        assert _collect(deliverer, 1)[0].outcomes == [None] * 20
+        _wait_for(lambda: not alive(), "the batch to be freed without the cycle collector")
+    finally:
+        gc.enable()
 
 
 def test_a_partial_reply_fails_exactly_the_rejected_items(

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from consumer.clevertap_api import RESTRICTED_EVENT_NAMES
 from consumer.transform import (
     FIX_KINDS,
     REJECT_REASONS,
-    RESTRICTED_EVENT_NAMES,
     Accepted,
     Fix,
     Profile,
@@ -284,7 +284,9 @@ def test_only_the_first_100_event_properties_are_kept() -> None:
     assert fixes(result) == {("too_many_properties", f"p{i:03}", "dropped") for i in range(100, 105)}
 
 
-@pytest.mark.parametrize("name", [*RESTRICTED_EVENT_NAMES, "app launched", "AppLaunched", " UTM Visited"])
+@pytest.mark.parametrize(
+    "name", [*RESTRICTED_EVENT_NAMES, "app launched", "AppLaunched", " UTM Visited", "UTM\tVisited", "ſtayed"]
+)
 def test_restricted_event_names_are_rejected(name: str) -> None:
     result = rejection(transform(track(event=name), ANON))
     assert result.reason == "restricted_event"

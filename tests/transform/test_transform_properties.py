@@ -11,11 +11,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consumer.clevertap_api import MAX_EVENT_PROPERTIES, MAX_KEY_BYTES, MAX_VALUE_BYTES
 from consumer.transform import (
     FIX_KINDS,
-    MAX_EVENT_PROPERTIES,
-    MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
     REJECT_REASONS,
     Accepted,
     EventFilter,
