@@ -14,9 +14,7 @@ When KAFKA_BOOTSTRAP_SERVERS is set, `up` uses that broker instead (e.g. docker 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import fcntl
 import json
 import os
 import re
@@ -27,9 +25,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "dev" / "kafka" / "pom.xml"
@@ -49,18 +48,6 @@ def kafka_version() -> str:
     return match.group(1)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise jar downloads across concurrent test sessions and `make` runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_jars() -> Path:
     """Return the folder of broker jars, downloading them with Maven on first use."""
     version = kafka_version()
@@ -73,7 +60,7 @@ def ensure_jars() -> Path:
         raise KafkaLocalError(
             "Maven (mvn) is needed to fetch Kafka's jars; install it or set KAFKA_BOOTSTRAP_SERVERS"
         )
-    with _locked(CACHE / ".download.lock"):
+    with FileLock(CACHE / ".download.lock"):
         if marker.exists():
             return libs
         staging = CACHE / version / "libs.partial"

@@ -14,16 +14,15 @@ root either. A `promtool` already on PATH wins.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "tools"
@@ -33,18 +32,6 @@ BIN = TREE / "usr" / "bin"
 
 class ToolError(RuntimeError):
     """promtool could not be found or fetched; the message says what to do instead."""
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise the download across concurrent test sessions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _apt(args: list[str], cwd: Path, private_lists: bool) -> subprocess.CompletedProcess[str]:
@@ -115,7 +102,7 @@ def ensure(tool: str = "promtool") -> Path:
     path = BIN / tool
     if path.is_file():
         return path
-    with _locked(CACHE / ".lock"):
+    with FileLock(CACHE / ".lock"):
         if not path.is_file():
             _fetch()
     if not path.is_file():
