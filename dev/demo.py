@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
@@ -151,6 +151,7 @@ def main() -> int:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for name, parts in ((topic, PARTITIONS), (dlq, 1)):
         admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1)])[name].result(30)
+    del admin  # a live client would log connection errors once the broker stops at the end
 
     destinations = yaml.safe_load(DESTINATIONS.read_text())["destinations"]
     accounts = {d["accountId"]: d["passcode"] for d in destinations}
@@ -187,7 +188,15 @@ def main() -> int:
             while True:
                 if service.poll() is not None:
                     raise SystemExit(f"the service stopped (status {service.returncode}); see {log_path}")
-                committed, end = offsets(bootstrap, group, topic)
+                try:
+                    committed, end = offsets(bootstrap, group, topic)
+                except KafkaException:
+                    # A fresh broker's group coordinator may still be loading (NOT_COORDINATOR,
+                    # COORDINATOR_LOAD_IN_PROGRESS): ask again, for a while.
+                    if time.monotonic() - t0 > 60:
+                        raise
+                    time.sleep(0.5)
+                    continue
                 bar.update(task, completed=committed)
                 if committed >= end:
                     break
