@@ -3,8 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import click
+from click.decorators import FC
+
+
+def bootstrap_servers_option() -> Callable[[FC], FC]:
+    """`--bootstrap-servers`: the Kafka tools' way to reach another cluster for one run."""
+    return click.option(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers; overrides KAFKA_BOOTSTRAP_SERVERS (the SASL/SSL settings stay).",
+    )
+
+
+def delivery_timeout_option(what: str) -> Callable[[FC], FC]:
+    """`--delivery-timeout`: how long the tools' producers wait before a record counts as lost."""
+    return click.option(
+        "--delivery-timeout",
+        type=click.FloatRange(min=1),
+        default=30.0,
+        show_default=True,
+        help=f"Seconds {what} may wait for the broker before it counts as failed.",
+    )
 
 
 def time_value(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:

@@ -13,7 +13,7 @@ from ..dlq import Stage
 if TYPE_CHECKING:
     from ..dlq_admin import DlqReader, DlqSettings, Filters, RedriveCounts, Summary
 
-from ._options import time_value
+from ._options import bootstrap_servers_option, delivery_timeout_option, time_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,10 +59,7 @@ def _filter_options(command: F) -> F:
             callback=time_value,
             help="Only records with a Kafka timestamp before TIME.",
         ),
-        click.option(
-            "--bootstrap-servers",
-            help="Kafka bootstrap servers; overrides KAFKA_BOOTSTRAP_SERVERS (the SASL/SSL settings stay).",
-        ),
+        bootstrap_servers_option(),
     ]
     for option in reversed(options):
         command = option(command)
@@ -256,13 +253,7 @@ def _print_summary(topic: str, summary: Summary, limit: int | None) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be redriven; publish nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
-@click.option(
-    "--delivery-timeout",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    help="Seconds a record may wait for the broker before it counts as failed.",
-)
+@delivery_timeout_option("a record")
 def redrive(
     *,
     topic: str | None,

@@ -8,6 +8,8 @@ from typing import IO, Any
 
 import click
 
+from ._options import bootstrap_servers_option, delivery_timeout_option
+
 
 @click.command("produce")
 @click.option("--topic", "-t", required=True, help="Topic to publish to.")
@@ -23,17 +25,8 @@ import click
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), help="At most this many events per second."
 )
-@click.option(
-    "--bootstrap-servers",
-    help="Kafka bootstrap servers; overrides KAFKA_BOOTSTRAP_SERVERS (and the SASL/SSL settings stay).",
-)
-@click.option(
-    "--delivery-timeout",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    help="Seconds an event may wait for the broker before it counts as failed.",
-)
+@bootstrap_servers_option()
+@delivery_timeout_option("an event")
 def produce(
     *,
     topic: str,

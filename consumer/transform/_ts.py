@@ -124,18 +124,13 @@ def default_ts(message: Mapping[str, Any], fixes: list[Fix], *own: tuple[str, An
             if seconds is not None:
                 return seconds
             fixes.append(fix(INVALID_TIMESTAMP, name, dropped=True))
-    value = message.get("timestamp")
-    if value is not None and value != "":
-        seconds = _event_time(value)
-        if seconds is not None:
-            return seconds
-        fixes.append(fix(INVALID_TIMESTAMP, "timestamp", dropped=True))
-    value = message.get("originalTimestamp")
-    if value is not None and value != "":
-        seconds = _event_time(value)
-        if seconds is not None:
-            return seconds
-        fixes.append(fix(INVALID_TIMESTAMP, "originalTimestamp", dropped=True))
+    for name in ("timestamp", "originalTimestamp"):
+        value = message.get(name)
+        if value is not None and value != "":
+            seconds = _event_time(value)
+            if seconds is not None:
+                return seconds
+            fixes.append(fix(INVALID_TIMESTAMP, name, dropped=True))
     return None
 
 
