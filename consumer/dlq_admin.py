@@ -178,19 +178,15 @@ class Window:
 def consumer_config(settings: ClientSettings) -> dict[str, Any]:
     """A reader that leaves no trace: librdkafka insists on a group id, but nothing is committed
     and `assign()` never joins the group."""
-    conf: dict[str, Any] = dict(settings.kafka_extra_config)
-    conf.update(kafka_client_config(settings))
-    conf.update(
-        {
-            "client.id": "clevertap-consumer-dlq",
-            "group.id": "clevertap-consumer-dlq-tools",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    return conf
+    return {
+        **kafka_client_config(settings),
+        "client.id": "clevertap-consumer-dlq",
+        "group.id": "clevertap-consumer-dlq-tools",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    }
 
 
 class DlqReader:

@@ -92,7 +92,7 @@ def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.commit": True,
         "enable.auto.offset.store": False,
-        "auto.commit.interval.ms": 2000,
+        "auto.commit.interval.ms": s.commit_interval_ms,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": s.kafka_session_timeout_ms,
         "max.poll.interval.ms": 300_000,
@@ -105,9 +105,10 @@ def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
         "isolation.level": "read_committed",
         "statistics.interval.ms": 15_000,
     }
-    conf["auto.commit.interval.ms"] = s.commit_interval_ms
     if s.kafka_group_instance_id:
         conf["group.instance.id"] = s.kafka_group_instance_id
+    # `client` carries KAFKA_EXTRA_CONFIG already; here it also overrides the consumer defaults
+    # above, so an operator can retune prefetch or timeouts without a release.
     conf.update(s.kafka_extra_config)
     if conf.get("group.protocol") == "consumer":
         # KIP-848: the broker assigns partitions and owns session timeouts.

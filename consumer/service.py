@@ -89,7 +89,7 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
     pipeline = Pipeline(
         options,
         consumer_conf={**consumer_config(settings, client), "stats_cb": obs.kafka_stats},
-        producer=Producer(producer_config({**settings.kafka_extra_config, **client})),
+        producer=Producer(producer_config(client)),
         decoder=Decoder.from_settings(settings),
         router=router,
         deliverer=deliverer,

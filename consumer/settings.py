@@ -187,11 +187,13 @@ def load_client_settings(model: type[AnySettings], /, **overrides: Any) -> AnySe
 
 
 def kafka_client_config(settings: Settings | ClientSettings) -> dict[str, str]:
-    """librdkafka settings every client of ours shares: where the brokers are and how to log in.
+    """librdkafka settings every client of ours shares: where the brokers are, how to log in,
+    and KAFKA_EXTRA_CONFIG (the named settings win over it).
 
     The only place the SASL password is unwrapped: librdkafka needs it in clear.
     """
     conf = {
+        **settings.kafka_extra_config,
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
         "client.id": "clevertap-consumer",
@@ -212,18 +214,14 @@ def tool_producer_config(
 ) -> dict[str, Any]:
     """librdkafka settings for a tool that publishes: a record counts only once every replica has
     it (idempotent, acks=all), so a tool's "produced N" is never an overstatement."""
-    conf: dict[str, Any] = dict(settings.kafka_extra_config)
-    conf.update(kafka_client_config(settings))
-    conf.update(
-        {
-            "client.id": client_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 10,
-            "message.timeout.ms": delivery_timeout_ms,
-        }
-    )
-    return conf
+    return {
+        **kafka_client_config(settings),
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 10,
+        "message.timeout.ms": delivery_timeout_ms,
+    }
 
 
 def settings_table() -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from consumer.destinations import ConfigError
-from consumer.settings import load_settings
+from consumer.settings import kafka_client_config, load_settings
 
 REQUIRED = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
@@ -91,3 +91,15 @@ def test_readme_configuration_table_is_the_settings_model() -> None:
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert settings_table() in readme, "README's table drifted: paste consumer.settings.settings_table()"
+
+
+def test_extra_kafka_config_reaches_every_client_but_never_replaces_a_named_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _env(
+        monkeypatch,
+        KAFKA_EXTRA_CONFIG='{"ssl.certificate.location": "/certs/client.pem", "bootstrap.servers": "elsewhere:9092"}',
+    )
+    conf = kafka_client_config(load_settings())
+    assert conf["ssl.certificate.location"] == "/certs/client.pem"
+    assert conf["bootstrap.servers"] == "127.0.0.1:9092"
