@@ -36,7 +36,7 @@ from .codec import DecodeError, Decoder, to_message
 from .dlq import HEADER_PREFIX
 from .offsets import Headers
 from .settings import DEFAULT_DLQ_TOPIC, ClientSettings, kafka_client_config, tool_producer_config
-from .source import message_headers
+from .source import first_offsets_at, message_headers
 
 #: The header a redriven record carries: `<dlq topic>/<partition>/<offset>` of its DLQ copy.
 REDRIVE_HEADER: Final = "redrive.from"
@@ -225,15 +225,11 @@ class DlqReader:
             }
             starts = {p: low for p, (low, _high) in bounds.items()}
             if since_ms is not None:
-                # The first offset whose timestamp is ≥ since: nothing earlier in the partition
-                # can match, so seeking there skips only records the filter would drop.
-                found = self._consumer.offsets_for_times(
-                    [TopicPartition(self.topic, p, since_ms) for p in partitions],
-                    timeout=METADATA_TIMEOUT_S,
-                )
-                for tp in found:
-                    high = bounds[tp.partition][1]
-                    starts[tp.partition] = tp.offset if tp.offset >= 0 else high
+                # Nothing before the first record at/after `since` can match the filter, so
+                # seeking there skips only records it would drop.
+                ends = {(self.topic, p): high for p, (_low, high) in bounds.items()}
+                found = first_offsets_at(self._consumer, since_ms, ends, timeout=METADATA_TIMEOUT_S)
+                starts.update({p: offset for (_topic, p), offset in found.items()})
         except KafkaException as exc:
             raise DlqError(f"cannot read the offsets of {self.topic!r}: {_kafka_text(exc)}") from None
         return [Window(p, max(starts[p], bounds[p][0]), bounds[p][1]) for p in partitions]

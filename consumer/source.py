@@ -9,7 +9,7 @@ the background, on revocation and on close (`enable.auto.offset.store=false`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -149,18 +149,11 @@ class Source:
         A partition with nothing that recent answers its end, so a range ending in the future
         simply reads to the end.
         """
-        out: dict[TopicPartitionKey, int] = {}
         tps = self.partitions()
         ends = {tp: self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in tps}
         if timestamp_ms is None:
             return ends
-        found = self._consumer.offsets_for_times(
-            [TopicPartition(t, p, timestamp_ms) for t, p in tps], timeout=10
-        )
-        for tp in found:
-            key = (tp.topic, tp.partition)
-            out[key] = tp.offset if tp.offset >= 0 else ends[key]
-        return out
+        return first_offsets_at(self._consumer, timestamp_ms, ends, timeout=10)
 
     # --- callbacks from librdkafka (served inside consume/poll on this thread) ----------------
 
@@ -255,3 +248,15 @@ class Source:
     def close(self) -> None:
         """Leave the group; librdkafka commits the stored offsets first."""
         self._consumer.close()
+
+
+def first_offsets_at(
+    consumer: Consumer, timestamp_ms: int, ends: Mapping[TopicPartitionKey, int], *, timeout: float
+) -> dict[TopicPartitionKey, int]:
+    """Per partition of `ends`, the first offset whose timestamp is ≥ `timestamp_ms`, or the
+    partition's end from `ends` when nothing is that recent."""
+    found = consumer.offsets_for_times([TopicPartition(t, p, timestamp_ms) for t, p in ends], timeout=timeout)
+    return {
+        (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else ends[(tp.topic, tp.partition)]
+        for tp in found
+    }
