@@ -33,7 +33,6 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from consumer.codec import Decoder, Encoder  # noqa: E402
 from consumer.sample import sample_events  # noqa: E402
 from dev import kafka_local  # noqa: E402
+from dev.demo import Samples, quantile, scrape, start_fake, total  # noqa: E402
 
 GENERATOR = ROOT.parent / "shared" / "bench" / "gen_events.py"
 PARTITIONS = 12
@@ -123,25 +123,8 @@ def bare_loop(bootstrap: str, topic: str, total: int) -> float:
     return total / elapsed
 
 
-def samples(url: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
-        for s in family.samples:
-            key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
-            out[key] = s.value
-    return out
-
-
-def finished(s: dict[str, float]) -> float:
-    return sum(v for k, v in s.items() if k.startswith("clevertap_consumer_records_finished_total"))
-
-
-def quantile(s: dict[str, float], name: str, q: float) -> float:
-    buckets = sorted(
-        (float(k.split("le=")[1].split("|")[0]), v) for k, v in s.items() if k.startswith(f"{name}_bucket")
-    )
-    top = buckets[-1][1]
-    return next(le for le, c in buckets if c >= q * top)
+def finished(s: Samples) -> float:
+    return total(s, "clevertap_consumer_records_finished_total")
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -160,8 +143,8 @@ class Service:
             )
         self.url = f"http://127.0.0.1:{self.port}/metrics"
 
-    def metrics(self) -> dict[str, float]:
-        return samples(self.url)
+    def metrics(self) -> Samples:
+        return scrape(self.url)
 
     def wait_finished(self, total: int, timeout: float = 900) -> tuple[float, float]:
         """(first, last) perf_counter times at which records were seen finished."""
@@ -186,14 +169,6 @@ class Service:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(60)
-
-
-def start_fake() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consumer.fake_clevertap", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip().removeprefix("listening on ")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -232,8 +207,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"service: {rate:,.0f} events/s ({len(events)} in {last - first:.1f} s)")
         print(f"ratio service / bare loop: {rate / bare:.2f}  (target ≥ 0.60)")
         print(f"service peak RSS: {rss:.0f} MiB")
-        delivered = sum(v for k, v in m.items() if k.startswith("clevertap_consumer_records_delivered_total"))
-        dead = sum(v for k, v in m.items() if k.startswith("clevertap_consumer_dlq_records_total"))
+        delivered = total(m, "clevertap_consumer_records_delivered_total")
+        dead = total(m, "clevertap_consumer_dlq_records_total")
         print(f"CleverTap records delivered: {delivered:,.0f}; dead-lettered events: {dead:,.0f}")
         if args.latency:
             latency(bootstrap, topic, events, rate / 2, service)
@@ -254,7 +229,7 @@ def latency(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: floa
     service.wait_finished(int(target))
     after = service.metrics()
     name = "clevertap_consumer_end_to_end_latency_seconds"
-    delta = {k: after[k] - before.get(k, 0) for k in after if k.startswith(name)}
+    delta = {k: v - before.get(k, 0) for k, v in after.items() if k[0] == f"{name}_bucket"}
     print(
         f"at half load ({rate:,.0f} events/s for {n / rate:.0f} s): end-to-end latency "
         f"p50 ≤ {quantile(delta, name, 0.5)} s, p99 ≤ {quantile(delta, name, 0.99)} s (histogram bucket bounds)"

@@ -43,9 +43,10 @@ console = Console(stderr=True)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def start_fake(accounts: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def start_fake(accounts: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """The fake CleverTap on a free port; with no accounts it takes any account and passcode."""
     args = [sys.executable, "-m", "consumer.fake_clevertap", "--port", "0"]
-    for account, passcode in accounts.items():
+    for account, passcode in (accounts or {}).items():
         args += ["--account", f"{account}:{passcode}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
