@@ -43,6 +43,9 @@ def check_config(destinations_file: Path) -> None:
                     "eventFilteringOption": d.event_filtering_option.value,
                     "whitelistedEvents": list(d.whitelisted_events),
                     "blacklistedEvents": list(d.blacklisted_events),
+                    "accountToken": None if d.account_token is None else "**********",
+                    "consentRules": len(d.consent_gate().rules) + len(d.consent_gate().legacy),
+                    "ignoredKeys": list(d.ignored_keys),  # device-mode only, no effect here
                 }
             )
     except ConfigError as exc:
