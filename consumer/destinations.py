@@ -9,7 +9,7 @@ are held as `SecretStr` so they cannot leak through a repr, a log line or an exc
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -189,15 +189,29 @@ class DestinationsFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> DestinationsFile:
-        seen: set[str] = set()
-        for d in self.destinations:
-            if d.id in seen:
-                raise ValueError(f"duplicate destination id {d.id!r}")
-            seen.add(d.id)
+        problem = duplicate_ids_problem(d.id for d in self.destinations)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
+def duplicate_ids_problem(ids: Iterable[object]) -> str | None:
+    """What is wrong when ids repeat (each named once), or None."""
+    seen: set[object] = set()
+    dups: list[object] = []
+    for i in ids:
+        if i in seen and i not in dups:
+            dups.append(i)
+        seen.add(i)
+    return f"duplicate destination id {', '.join(map(repr, dups))}" if dups else None
+
+
 def _describe(err: ValidationError) -> str:
+    return "; ".join(describe_errors(err))
+
+
+def describe_errors(err: ValidationError) -> list[str]:
+    """One `where: what` line per problem pydantic found (all of them, not the first)."""
     errors = err.errors()
     # A failing entry also makes the list look empty ("at least 1 item"): say only the cause.
     if any(len(e["loc"]) > 1 for e in errors):
@@ -207,7 +221,7 @@ def _describe(err: ValidationError) -> str:
         where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e["loc"]).replace(".[", "[")
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where or '(top level)'}: {msg}")
-    return "; ".join(lines)
+    return lines
 
 
 def parse_destinations(data: Any, source: str = "destinations") -> DestinationsFile:
@@ -220,6 +234,11 @@ def parse_destinations(data: Any, source: str = "destinations") -> DestinationsF
 
 def load_destinations(path: Path) -> DestinationsFile:
     """Load a JSON or YAML destinations file (JSON is valid YAML, so one parser reads both)."""
+    return parse_destinations(read_destinations_data(path), str(path))
+
+
+def read_destinations_data(path: Path) -> Any:
+    """The file's parsed content, not yet validated."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -228,4 +247,4 @@ def load_destinations(path: Path) -> DestinationsFile:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid JSON or YAML: {exc}") from None
-    return parse_destinations(data, str(path))
+    return data

@@ -193,6 +193,7 @@ class Pipeline(RebalanceListener):
         self._until: dict[TopicPartitionKey, int] | None = None  # replay: where the range ends
         self._position: dict[TopicPartitionKey, int] = {}
         self.stats: Counter[str] = Counter()
+        self.replay_total: int | None = None  # records in the replayed range, once known
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -216,7 +217,8 @@ class Pipeline(RebalanceListener):
         self._until = self._source.offsets_at(until_ms)
         self._position = dict(start)
         self._source.assign(start)
-        log.info("replaying", extra={"records": sum(self._until[tp] - o for tp, o in start.items())})
+        self.replay_total = sum(self._until[tp] - o for tp, o in start.items())
+        log.info("replaying", extra={"records": self.replay_total})
         try:
             while not stop.is_set():
                 if self._replayed():

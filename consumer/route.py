@@ -22,6 +22,7 @@ from .transform import TransformConfig
 
 DESTINATION_HEADER = "destinationId"
 UPLOAD_PATH = "/1/upload"
+DRY_RUN_QUERY = "?dryRun=1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +33,14 @@ class Route:
     gate: Gate = OPEN  # consent requirements, checked before the transform (consent.py)
 
 
-def upload_url(host: str, base_url: str | None) -> str:
-    """CleverTap's upload URL for a region host, or the override every region is sent to."""
-    if base_url:
-        return base_url.rstrip("/") + UPLOAD_PATH
-    return f"https://{host}{UPLOAD_PATH}"
+def upload_url(host: str, base_url: str | None, *, validate_only: bool = False) -> str:
+    """CleverTap's upload URL for a region host, or the override every region is sent to.
+
+    `validate_only` adds `dryRun=1`: CleverTap checks the request and answers as usual without
+    storing anything (clevertap-api.md §1.1; used by the dry run and `check-config --probe`).
+    """
+    url = base_url.rstrip("/") + UPLOAD_PATH if base_url else f"https://{host}{UPLOAD_PATH}"
+    return url + DRY_RUN_QUERY if validate_only else url
 
 
 class Router:

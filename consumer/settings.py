@@ -139,6 +139,14 @@ class Settings(ClientSettings):
 
     # Dead letters
     dlq_topic: str = Field(DEFAULT_DLQ_TOPIC, min_length=1, description="Dead-letter topic.")
+    dlq_topic_partitions: int = Field(
+        3, ge=1, description="Partitions of the DLQ topic when the service creates it."
+    )
+    dlq_topic_retention_ms: int = Field(
+        14 * 24 * 3600 * 1000,
+        ge=-1,
+        description="retention.ms of the DLQ topic when the service creates it (-1: forever).",
+    )
 
     # Operations
     metrics_host: str = Field("0.0.0.0", description="Address for /metrics, /healthz, /readyz.")

@@ -304,11 +304,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, _fail_body(404, "Not Found"))
 
     def do_POST(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
         body = self._read_body()
-        if path == "/1/upload":
-            self._upload(body)
-        elif path == "/_fake/faults":
+        if url.path == "/1/upload":
+            self._upload(body, dry_run=parse_qs(url.query).get("dryRun") == ["1"])
+        elif url.path == "/_fake/faults":
             try:
                 raw = orjson.loads(body or b"{}")
                 if not isinstance(raw, dict):
@@ -316,13 +316,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, orjson.dumps(self.server.state.set_faults(raw)))
             except (ValueError, orjson.JSONDecodeError) as exc:
                 self._reply(400, _fail_body(400, str(exc)))
-        elif path == "/_fake/reset":
+        elif url.path == "/_fake/reset":
             self.server.state.reset()
             self._reply(200, b'{"status":"ok"}')
         else:
             self._reply(404, _fail_body(404, "Not Found"))
 
-    def _upload(self, body: bytes) -> None:
+    def _upload(self, body: bytes, *, dry_run: bool = False) -> None:
         state = self.server.state
         account = self.headers.get("X-CleverTap-Account-Id", "")
         faults = state.faults_for(account)
@@ -336,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(429, "Too many concurrent requests")
             return
         try:
-            reply = self._process(account, body, faults)
+            reply = self._process(account, body, faults, dry_run)
         finally:
             # Leave before answering: a client that got its answer may send the next request at
             # once, and must not find this one still counted against the cap.
@@ -344,7 +344,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is not None:
             self._send(*reply)
 
-    def _process(self, account: str, body: bytes, faults: Faults) -> tuple[int, bytes] | None:
+    def _process(
+        self, account: str, body: bytes, faults: Faults, dry_run: bool = False
+    ) -> tuple[int, bytes] | None:
         state = self.server.state
         wake = state.wake
         draw = state.draw(faults)
@@ -399,7 +401,10 @@ class _Handler(BaseHTTPRequestHandler):
         codes = [code for code, _ in errors.values()]
         processed = len(records) - len(skipped)
         headers = {k: v for k, v in self.headers.items() if k.lower() != _PASSCODE_HEADER}
-        state.accept(_Accepted(account, headers, body, frozenset(skipped)), len(records), codes)
+        if dry_run:  # `?dryRun=1`: checked and answered as usual, nothing stored or counted
+            state.count("dry_run")
+        else:
+            state.accept(_Accepted(account, headers, body, frozenset(skipped)), len(records), codes)
         status = "success" if not skipped else ("partial" if processed else "fail")
         return 200, orjson.dumps({"status": status, "processed": processed, "unprocessed": unprocessed})
 
