@@ -155,6 +155,20 @@ transform_fixes = Counter(
     ["kind", "action"],
 )
 
+deletion_requests = Counter(
+    f"{PREFIX}_deletion_requests_total",
+    "User-deletion (regulation) requests finished, by outcome: deleted or dead_lettered.",
+    ["outcome"],
+)
+deleted_ids = Counter(
+    f"{PREFIX}_deleted_ids_total", "User ids (userIds and cleverTapIds) CleverTap was asked to delete."
+)
+deletion_calls = Counter(
+    f"{PREFIX}_deletion_calls_total",
+    "Delete Profile API answers (POST /1/delete/profiles.json), by account and HTTP status.",
+    ["account", "status"],
+)
+
 # ---------------------------------------------------------------------------------------------
 # Batch and deliver
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -31,6 +31,9 @@ from .pipeline import Pipeline, PipelineOptions, consumer_config, producer_confi
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
 from .transform import FIX_KINDS, REJECT_REASONS
+
+if TYPE_CHECKING:
+    from .deletion import DeletionFlow
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,31 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
     return pipeline, obs, deliverer
 
 
+def build_deletion(settings: Settings) -> DeletionFlow | None:
+    """The user-deletion flow when KAFKA_REGULATION_TOPIC is set (its own group and consumer)."""
+    if not settings.kafka_regulation_topic:
+        return None
+    from .deletion import DeletionFlow, DeletionOptions, deletion_targets
+
+    destinations = load_destinations(settings.destinations_file)
+    base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
+    client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
+    options = DeletionOptions(
+        topic=settings.kafka_regulation_topic,
+        group_id=f"{settings.kafka_group_id}-regulation",
+        event_group_id=settings.kafka_group_id,
+        event_topics=settings.kafka_topics,
+        dlq_topic=settings.dlq_topic,
+    )
+    return DeletionFlow(
+        options,
+        client_config=client,
+        targets=deletion_targets(destinations, base_url),
+        delivery=DeliveryOptions.from_settings(settings),
+        producer=Producer(producer_config(client)),
+    )
+
+
 def tune_gc() -> None:
     """Fewer garbage-collector passes over a heap that is mostly long-lived.
 
@@ -184,6 +212,7 @@ def run_service(
     logs.register_settings_secrets(settings)
     try:
         pipeline, obs, deliverer = build(settings, replay)
+        deletion = build_deletion(settings) if replay is None else None
     except BrokerUnreachableError as exc:
         return startup_failed(str(exc), 1)
     except (ConfigError, OSError) as exc:
@@ -207,6 +236,13 @@ def run_service(
             "port": obs.server.port,
         },
     )
+    deletion_thread = None
+    if deletion is not None:
+        deletion_thread = threading.Thread(target=deletion.run, args=(stop,), name="deletion", daemon=True)
+        deletion_thread.start()
+        log.info(
+            "user deletion on", extra={"topic": deletion.options.topic, "group": deletion.options.group_id}
+        )
     try:
         if replay is None:
             pipeline.run(stop)
@@ -221,5 +257,8 @@ def run_service(
         log.error("stopping on a fatal Kafka error: %s", exc)
         return 1
     finally:
+        stop.set()
+        if deletion_thread is not None:
+            deletion_thread.join(30)
         obs.close()
     return 0
