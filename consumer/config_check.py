@@ -105,6 +105,9 @@ def effective(destinations: Iterable[Destination]) -> dict[str, Any]:
                 "eventFilteringOption": d.event_filtering_option.value,
                 "whitelistedEvents": list(d.whitelisted_events),
                 "blacklistedEvents": list(d.blacklisted_events),
+                "accountToken": None if d.account_token is None else "**********",
+                "consentRules": len(d.consent_gate().rules) + len(d.consent_gate().legacy),
+                "ignoredKeys": list(d.ignored_keys),  # device-mode only, no effect here
             }
             for d in destinations
         ]

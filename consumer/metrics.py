@@ -52,6 +52,7 @@ RETRY_REASONS: Final = ("throttled", "server_error", "timeout", "connection", "r
 FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered")
 FIX_ACTIONS: Final = ("fixed", "dropped")
 RELOAD_OUTCOMES: Final = ("applied", "invalid")
+FILTER_REASONS: Final = ("event_filter", "integrations_disabled", "consent_denied", "not_replayed")
 # HTTP statuses worth a per-account series from the start: success, auth/region problems (the
 # alerting pair 401/403), throttling, and the server errors that trigger retries.
 UPLOAD_CODES: Final = ("200", "400", "401", "403", "429", "500", "502", "503", "504")
@@ -145,8 +146,9 @@ events_rejected = Counter(
 )
 events_filtered = Counter(
     f"{PREFIX}_events_filtered_total",
-    "Events skipped on purpose by a destination's event filter (not an error).",
-    ["destination"],
+    "Events skipped on purpose (not an error), by destination and reason: event_filter, "
+    "integrations_disabled, consent_denied, not_replayed.",
+    ["destination", "reason"],
 )
 transform_fixes = Counter(
     f"{PREFIX}_transform_fixes_total",
@@ -327,7 +329,7 @@ def initialise(
     for stage, stage_reasons in merged.items():
         initialise_series(dead_lettered, stage=[stage], reason=sorted(stage_reasons))
     initialise_series(records_transformed, destination=destinations)
-    initialise_series(events_filtered, destination=destinations)
+    initialise_series(events_filtered, destination=destinations, reason=FILTER_REASONS)
     initialise_series(transform_fixes, kind=tuple(fix_kinds), action=FIX_ACTIONS)
 
     initialise_series(http_responses, status_class=STATUS_CLASSES)

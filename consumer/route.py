@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .batch import Target
+from .consent import OPEN, Gate
 from .destinations import DestinationsFile
 from .dlq import Failure
 from .offsets import Headers
@@ -29,6 +30,7 @@ class Route:
     destination_id: str
     config: TransformConfig
     target: Target
+    gate: Gate = OPEN  # consent requirements, checked before the transform (consent.py)
 
 
 def upload_url(host: str, base_url: str | None, *, validate_only: bool = False) -> str:
@@ -62,7 +64,7 @@ class Router:
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.
             target = targets.setdefault(target, target)
-            routes[d.id] = Route(d.id, d.transform_config(), target)
+            routes[d.id] = Route(d.id, d.transform_config(), target, d.consent_gate())
         return cls(routes)
 
     @property

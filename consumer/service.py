@@ -109,6 +109,13 @@ def build(
         },
         fix_kinds=FIX_KINDS,
     )
+    ignored = {d.id: d.ignored_keys for d in destinations.destinations if d.ignored_keys}
+    if ignored:
+        log.warning(
+            "destination keys ignored: %s only steer RudderStack's device-mode SDKs",
+            ", ".join(sorted({k for keys in ignored.values() for k in keys})),
+            extra={"destinations": sorted(ignored)},
+        )
     client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
     ensure_dlq_topic(AdminClient(client), settings)
     deliverer = Deliverer(DeliveryOptions.from_settings(settings))
