@@ -51,6 +51,7 @@ HTTP_ERRORS: Final = ("timeout", "connect", "tls", "protocol", "other")
 RETRY_REASONS: Final = ("throttled", "server_error", "timeout", "connection", "record_retryable")
 FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered")
 FIX_ACTIONS: Final = ("fixed", "dropped")
+RELOAD_OUTCOMES: Final = ("applied", "invalid")
 FILTER_REASONS: Final = ("event_filter", "integrations_disabled", "consent_denied", "not_replayed")
 # HTTP statuses worth a per-account series from the start: success, auth/region problems (the
 # alerting pair 401/403), throttling, and the server errors that trigger retries.
@@ -264,6 +265,15 @@ ready = Gauge(
     "1 while /readyz answers 200: partitions assigned (or none to get), broker reachable, not stopping.",
 )
 build_info = Info(f"{PREFIX}_build", "Versions of the running service and its Kafka client.")
+config_reloads = Counter(
+    f"{PREFIX}_config_reloads_total",
+    "Destinations file reloads (SIGHUP or a changed file) by outcome: applied, or invalid (old kept).",
+    ["outcome"],
+)
+config_last_reload_successful = Gauge(
+    f"{PREFIX}_config_last_reload_successful",
+    "1 when the last destinations reload was applied (or none was tried), 0 when it was invalid.",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +355,8 @@ def initialise(
     initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
     initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
     initialise_series(in_flight_requests, account=accounts)
+    initialise_series(config_reloads, outcome=RELOAD_OUTCOMES)
+    config_last_reload_successful.set(1)
     if concurrency is not None:
         for account in accounts:
             concurrency_limit.labels(account=account).set(concurrency)

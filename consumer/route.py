@@ -71,6 +71,11 @@ class Router:
     def routes(self) -> Mapping[str, Route]:
         return self._routes
 
+    def replace(self, routes: Mapping[str, Route]) -> None:
+        """Swap the whole table (a destinations reload, from another thread): one reference
+        assignment, so each message is routed by the old table or the new one, never a mix."""
+        self._routes = dict(routes)
+
     def route(self, message: Mapping[str, Any], headers: Headers) -> Route | Failure:
         destination_id: Any = None
         for name, value in headers:

@@ -28,6 +28,7 @@ from .deliver import FAILURE_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, load_destinations
 from .observability import Observability
 from .pipeline import Pipeline, PipelineOptions, consumer_config, producer_config
+from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
 from .transform import FIX_KINDS, REJECT_REASONS
@@ -90,8 +91,13 @@ class Replay:
     destinations: frozenset[str] | None = None
 
 
-def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, Observability, Deliverer]:
-    """Every stage, wired; raises ConfigError for anything an operator has to fix."""
+def build(
+    settings: Settings, replay: Replay | None = None
+) -> tuple[Pipeline, Observability, Deliverer, DestinationsReloader | None]:
+    """Every stage, wired; raises ConfigError for anything an operator has to fix.
+
+    The service (not a replay, which is bounded) also gets a reloader for the destinations file.
+    """
     destinations = load_destinations(settings.destinations_file)
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
     router = Router.from_destinations(destinations, base_url)  # reads every passcode now
@@ -131,7 +137,10 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
         deliverer=deliverer,
         health=obs.health,
     )
-    return pipeline, obs, deliverer
+    reloader = None
+    if replay is None:
+        reloader = DestinationsReloader(router, destinations, settings)
+    return pipeline, obs, deliverer, reloader
 
 
 def build_deletion(settings: Settings) -> DeletionFlow | None:
@@ -211,7 +220,7 @@ def run_service(
     logs.configure_logging(settings.log_level, settings.log_format)
     logs.register_settings_secrets(settings)
     try:
-        pipeline, obs, deliverer = build(settings, replay)
+        pipeline, obs, deliverer, reloader = build(settings, replay)
         deletion = build_deletion(settings) if replay is None else None
     except BrokerUnreachableError as exc:
         return startup_failed(str(exc), 1)
@@ -226,6 +235,9 @@ def run_service(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if reloader is not None:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: reloader.request())
+        reloader.start()
     tune_gc()
     deliverer.start()
     log.info(
@@ -260,5 +272,7 @@ def run_service(
         stop.set()
         if deletion_thread is not None:
             deletion_thread.join(30)
+        if reloader is not None:
+            reloader.close()
         obs.close()
     return 0
