@@ -345,6 +345,8 @@ def initialise(
     initialise_series(records_transformed, destination=destinations)
     initialise_series(events_filtered, destination=destinations, reason=FILTER_REASONS)
     initialise_series(transform_fixes, kind=tuple(fix_kinds), action=FIX_ACTIONS)
+    initialise_series(deletion_requests, outcome=("deleted", "dead_lettered"))
+    initialise_series(deletion_calls, account=accounts, status=UPLOAD_CODES)
 
     initialise_series(http_responses, status_class=STATUS_CLASSES)
     initialise_series(http_request_duration, status_class=STATUS_CLASSES)
