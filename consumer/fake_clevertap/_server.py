@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -339,7 +340,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, _fail_body(404, "Not Found"))
 
-    def _upload(self, body: bytes, *, dry_run: bool = False) -> None:
+    def _serve_api(
+        self,
+        body: bytes,
+        process: Callable[[str, bytes, Faults], tuple[int, bytes] | None],
+        slot_suffix: str = "",
+        cap: int | None = None,
+    ) -> None:
+        """What every CleverTap API does first: faults, credentials, the per-account cap."""
         state = self.server.state
         account = self.headers.get("X-CleverTap-Account-Id", "")
         faults = state.faults_for(account)
@@ -349,59 +357,48 @@ class _Handler(BaseHTTPRequestHandler):
         if not state.authorized(account, self.headers.get("X-CleverTap-Passcode")):
             self._fail(401, "Invalid Credentials")
             return
-        if not state.enter(account):
+        slot = account + slot_suffix
+        if not state.enter(slot, cap):
             self._fail(429, "Too many concurrent requests")
             return
         try:
-            reply = self._process(account, body, faults, dry_run)
+            reply = process(account, body, faults)
         finally:
             # Leave before answering: a client that got its answer may send the next request at
             # once, and must not find this one still counted against the cap.
-            state.leave(account)
+            state.leave(slot)
         if reply is not None:
             self._send(*reply)
+
+    def _upload(self, body: bytes, *, dry_run: bool = False) -> None:
+        self._serve_api(body, lambda account, b, faults: self._process(account, b, faults, dry_run))
 
     def _delete(self, body: bytes) -> None:
         """`POST /1/delete/profiles.json`: the same faults, credentials and reply shapes as an
         upload, CleverTap's own cap of 3 concurrent deletions per account, and its body rules."""
+        self._serve_api(body, self._process_delete, " (delete)", MAX_DELETE_CONCURRENT)
+
+    def _process_delete(self, account: str, body: bytes, faults: Faults) -> tuple[int, bytes]:
         state = self.server.state
-        account = self.headers.get("X-CleverTap-Account-Id", "")
-        faults = state.faults_for(account)
-        if faults.down:
-            self._fail(503, "Service Unavailable")
-            return
-        if not state.authorized(account, self.headers.get("X-CleverTap-Passcode")):
-            self._fail(401, "Invalid Credentials")
-            return
-        slot = f"{account} (delete)"
-        if not state.enter(slot, MAX_DELETE_CONCURRENT):
-            self._fail(429, "Too many concurrent requests")
-            return
+        draw = state.draw(faults)
+        if faults.latency_ms:
+            state.wake.wait(faults.latency_ms / 1000)
+        if draw.throttle:
+            return 429, _fail_body(429, "Too many concurrent requests")
+        if draw.error_status is not None:
+            return draw.error_status, _fail_body(draw.error_status, "Internal Server Error")
         try:
-            draw = state.draw(faults)
-            if faults.latency_ms:
-                state.wake.wait(faults.latency_ms / 1000)
-            if draw.throttle:
-                reply = 429, _fail_body(429, "Too many concurrent requests")
-            elif draw.error_status is not None:
-                reply = draw.error_status, _fail_body(draw.error_status, "Internal Server Error")
-            else:
-                try:
-                    doc = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    doc = None
-                problem = delete_problem(doc)
-                if problem is not None:
-                    reply = 400, _fail_body(400, problem)
-                else:
-                    key = "identity" if "identity" in doc else "guid"
-                    values = doc[key] if isinstance(doc[key], list) else [doc[key]]
-                    with state.lock:
-                        state.deletions.append({"account": account, key: values})
-                    reply = 200, b'{"status":"success"}'
-        finally:
-            state.leave(slot)
-        self._send(*reply)
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        problem = delete_problem(doc)
+        if problem is not None:
+            return 400, _fail_body(400, problem)
+        key = "identity" if "identity" in doc else "guid"
+        values = doc[key] if isinstance(doc[key], list) else [doc[key]]
+        with state.lock:
+            state.deletions.append({"account": account, key: values})
+        return 200, b'{"status":"success"}'
 
     def _process(
         self, account: str, body: bytes, faults: Faults, dry_run: bool = False

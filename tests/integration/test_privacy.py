@@ -173,3 +173,29 @@ def test_a_deletion_is_committed_only_after_success_and_never_blocks_other_accou
     assert bed.fake.deletions() == [{"account": "ACC-TWO", "identity": ["gone-1"]}]
     assert bed.dead_letters(1, timeout=2) == []
     assert restarted.terminate() == 0
+
+
+def test_a_deletion_waits_for_older_events_of_the_topic_to_be_delivered(
+    bed: Bed, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(suffix="-regulation")
+    bed.fake.set_faults(account="ACC-TWO", down=True)  # these events cannot be delivered yet
+    bed.produce(
+        [
+            {"type": "track", "event": "Signed Up", "userId": f"u{i}", "destinationId": "dest-two"}
+            for i in range(20)
+        ]
+    )
+    assert _delete_users(bed, topic, "--destination", "dest-one", "--user-id", "u1").returncode == 0
+    service = bed.service(KAFKA_REGULATION_TOPIC=topic, DELIVERY_RETRY_BUDGET_SECONDS="600")
+    service.wait_ready()
+    wait_for(lambda: bed.fake.stats()["requests"].get("503", 0) >= 3, 60, lambda: str(bed.fake.stats()))
+    time.sleep(2)
+    assert bed.fake.deletions() == [], "older events are still in flight: the deletion waits"
+    assert _regulation_committed(bed, topic) == {}
+
+    bed.fake.set_faults(account="ACC-TWO", down=False)
+    wait_for(lambda: _regulation_committed(bed, topic) == {0: 1}, 90, service.log_tail)
+    assert bed.fake.deletions() == [{"account": "ACC-ONE", "identity": ["u1"]}]
+    assert len(bed.fake.records("ACC-TWO")) == 20, "the events were delivered before the deletion"
+    assert service.terminate() == 0
