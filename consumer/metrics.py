@@ -51,6 +51,8 @@ HTTP_ERRORS: Final = ("timeout", "connect", "tls", "protocol", "other")
 RETRY_REASONS: Final = ("throttled", "server_error", "timeout", "connection", "record_retryable")
 FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered")
 FIX_ACTIONS: Final = ("fixed", "dropped")
+RELOAD_OUTCOMES: Final = ("applied", "invalid")
+FILTER_REASONS: Final = ("event_filter", "integrations_disabled", "consent_denied", "not_replayed")
 # HTTP statuses worth a per-account series from the start: success, auth/region problems (the
 # alerting pair 401/403), throttling, and the server errors that trigger retries.
 UPLOAD_CODES: Final = ("200", "400", "401", "403", "429", "500", "502", "503", "504")
@@ -144,13 +146,28 @@ events_rejected = Counter(
 )
 events_filtered = Counter(
     f"{PREFIX}_events_filtered_total",
-    "Events skipped on purpose by a destination's event filter (not an error).",
-    ["destination"],
+    "Events skipped on purpose (not an error), by destination and reason: event_filter, "
+    "integrations_disabled, consent_denied, not_replayed.",
+    ["destination", "reason"],
 )
 transform_fixes = Counter(
     f"{PREFIX}_transform_fixes_total",
     "Fields the default profile fixed or dropped so CleverTap accepts the record, by check.",
     ["kind", "action"],
+)
+
+deletion_requests = Counter(
+    f"{PREFIX}_deletion_requests_total",
+    "User-deletion (regulation) requests finished, by outcome: deleted or dead_lettered.",
+    ["outcome"],
+)
+deleted_ids = Counter(
+    f"{PREFIX}_deleted_ids_total", "User ids (userIds and cleverTapIds) CleverTap was asked to delete."
+)
+deletion_calls = Counter(
+    f"{PREFIX}_deletion_calls_total",
+    "Delete Profile API answers (POST /1/delete/profiles.json), by account and HTTP status.",
+    ["account", "status"],
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -248,6 +265,15 @@ ready = Gauge(
     "1 while /readyz answers 200: partitions assigned (or none to get), broker reachable, not stopping.",
 )
 build_info = Info(f"{PREFIX}_build", "Versions of the running service and its Kafka client.")
+config_reloads = Counter(
+    f"{PREFIX}_config_reloads_total",
+    "Destinations file reloads (SIGHUP or a changed file) by outcome: applied, or invalid (old kept).",
+    ["outcome"],
+)
+config_last_reload_successful = Gauge(
+    f"{PREFIX}_config_last_reload_successful",
+    "1 when the last destinations reload was applied (or none was tried), 0 when it was invalid.",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,8 +343,10 @@ def initialise(
     for stage, stage_reasons in merged.items():
         initialise_series(dead_lettered, stage=[stage], reason=sorted(stage_reasons))
     initialise_series(records_transformed, destination=destinations)
-    initialise_series(events_filtered, destination=destinations)
+    initialise_series(events_filtered, destination=destinations, reason=FILTER_REASONS)
     initialise_series(transform_fixes, kind=tuple(fix_kinds), action=FIX_ACTIONS)
+    initialise_series(deletion_requests, outcome=("deleted", "dead_lettered"))
+    initialise_series(deletion_calls, account=accounts, status=UPLOAD_CODES)
 
     initialise_series(http_responses, status_class=STATUS_CLASSES)
     initialise_series(http_request_duration, status_class=STATUS_CLASSES)
@@ -329,6 +357,8 @@ def initialise(
     initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
     initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
     initialise_series(in_flight_requests, account=accounts)
+    initialise_series(config_reloads, outcome=RELOAD_OUTCOMES)
+    config_last_reload_successful.set(1)
     if concurrency is not None:
         for account in accounts:
             concurrency_limit.labels(account=account).set(concurrency)

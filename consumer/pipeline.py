@@ -21,6 +21,7 @@ from confluent_kafka import KafkaException, Message, Producer
 from . import metrics
 from .batch import Batch, Batcher
 from .codec import DecodeError, to_message
+from .consent import withheld
 from .deliver import BatchResult
 from .dlq import DeadLetters, Failure
 from .offsets import Entry, OffsetTracker, TopicPartitionKey
@@ -138,7 +139,7 @@ class _Tally:
     consumed_bytes: Counter[str] = field(default_factory=Counter)
     decoded: Counter[str] = field(default_factory=Counter)
     transformed: Counter[str] = field(default_factory=Counter)
-    filtered: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[tuple[str, str]] = field(default_factory=Counter)  # (destination, reason)
     fixes: Counter[tuple[str, str]] = field(default_factory=Counter)
     finished: Counter[str] = field(default_factory=Counter)
 
@@ -148,12 +149,14 @@ class _Tally:
             (self.consumed_bytes, metrics.consumed_bytes),
             (self.decoded, metrics.records_decoded),
             (self.transformed, metrics.records_transformed),
-            (self.filtered, metrics.events_filtered),
             (self.finished, metrics.records_finished),
         ):
             for label, n in counts.items():
                 metric.labels(label).inc(n)
             counts.clear()
+        for (destination, reason), n in self.filtered.items():
+            metrics.events_filtered.labels(destination, reason).inc(n)
+        self.filtered.clear()
         for (kind, action), n in self.fixes.items():
             metrics.transform_fixes.labels(kind, action).inc(n)
         self.fixes.clear()
@@ -190,6 +193,7 @@ class Pipeline(RebalanceListener):
         self._until: dict[TopicPartitionKey, int] | None = None  # replay: where the range ends
         self._position: dict[TopicPartitionKey, int] = {}
         self.stats: Counter[str] = Counter()
+        self.replay_total: int | None = None  # records in the replayed range, once known
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -213,7 +217,8 @@ class Pipeline(RebalanceListener):
         self._until = self._source.offsets_at(until_ms)
         self._position = dict(start)
         self._source.assign(start)
-        log.info("replaying", extra={"records": sum(self._until[tp] - o for tp, o in start.items())})
+        self.replay_total = sum(self._until[tp] - o for tp, o in start.items())
+        log.info("replaying", extra={"records": self.replay_total})
         try:
             while not stop.is_set():
                 if self._replayed():
@@ -293,7 +298,12 @@ class Pipeline(RebalanceListener):
         entry.destination_id = route.destination_id
         only = self.options.only_destinations
         if only is not None and route.destination_id not in only:
-            self._tally.filtered[route.destination_id] += 1
+            self._tally.filtered[(route.destination_id, "not_replayed")] += 1
+            self._finish(entry, "filtered")
+            return
+        reason = withheld(message, route.gate)
+        if reason is not None:  # RudderStack's server drops these before its transformer too
+            self._tally.filtered[(route.destination_id, reason)] += 1
             self._finish(entry, "filtered")
             return
         try:
@@ -307,7 +317,7 @@ class Pipeline(RebalanceListener):
         if isinstance(result, Accepted):
             self._accept(entry, route, result, now)
         elif isinstance(result, Filtered):
-            self._tally.filtered[route.destination_id] += 1
+            self._tally.filtered[(route.destination_id, "event_filter")] += 1
             self._finish(entry, "filtered")
         else:
             self._reject(entry, Failure("transform", result.reason, result.message))

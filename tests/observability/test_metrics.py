@@ -33,7 +33,7 @@ STABLE: dict[str, tuple[str, ...]] = {
     "decode_failures": ("reason",),
     "records_transformed": ("destination",),
     "events_rejected": ("stage", "reason"),
-    "events_filtered": ("destination",),
+    "events_filtered": ("destination", "reason"),
     "transform_fixes": ("kind", "action"),
     "batch_records": (),
     "batch_bytes": (),
@@ -53,6 +53,9 @@ STABLE: dict[str, tuple[str, ...]] = {
     "dead_lettered": ("stage", "reason"),
     "dlq_publish_failures": (),
     "build_info": (),
+    "deletion_requests": ("outcome",),
+    "deleted_ids": (),
+    "deletion_calls": ("account", "status"),
 }
 
 
