@@ -61,10 +61,10 @@ def encode(base: int, done: Sequence[Range], limit: int = MAX_METADATA_BYTES) ->
     raw = bytearray()
     fitted = 0
     position = base
-    for start, end in done:
+    for first, end in done:
         if end <= position:
             continue
-        start = max(start, position)
+        start = max(first, position)
         candidate = bytearray(raw)
         _varint(start - position, candidate)
         _varint(end - start, candidate)

@@ -72,8 +72,8 @@ class _Partition:
             return None
         done = offset_map.ranges(e.offset for e in self.entries if e.done)
         last = self.entries[-1].offset if self.entries else base - 1
-        for start, end in self.skip:  # recorded by the previous owner, not read again yet
-            start = max(start, last + 1, base)
+        for first, end in self.skip:  # recorded by the previous owner, not read again yet
+            start = max(first, last + 1, base)
             if start < end:
                 if done and done[-1][1] == start:
                     done[-1] = (done[-1][0], end)
@@ -149,7 +149,9 @@ class OffsetTracker:
             if part.advance():
                 self._moved.add(tp)
 
-    def take_commits(self, limit: int = offset_map.MAX_METADATA_BYTES) -> dict[TopicPartitionKey, CommitPoint]:
+    def take_commits(
+        self, limit: int = offset_map.MAX_METADATA_BYTES
+    ) -> dict[TopicPartitionKey, CommitPoint]:
         """Commit points of the partitions where anything finished since the last call: the
         watermark plus the offset map (at most `limit` bytes) of what is done above it."""
         out: dict[TopicPartitionKey, CommitPoint] = {}

@@ -254,7 +254,9 @@ class Source:
         except KafkaException as exc:  # _STATE: a partition went away between check and call
             log.debug("offset store skipped", extra={"error": str(exc)})
 
-    def committed(self, partitions: PartitionSet, timeout: float = 10.0) -> dict[TopicPartitionKey, CommitPoint]:
+    def committed(
+        self, partitions: PartitionSet, timeout: float = 10.0
+    ) -> dict[TopicPartitionKey, CommitPoint]:
         """The group's committed offsets and their metadata (offset maps) for `partitions`;
         partitions with no commit yet are left out. Errors leave a partition out too: its new
         owner then only loses the shortcut, never a record."""
@@ -280,7 +282,9 @@ class Source:
         worth committing.
         """
         owned = [
-            TopicPartition(t, p, o, metadata=m) for (t, p), (o, m) in points.items() if (t, p) in self.assignment
+            TopicPartition(t, p, o, metadata=m)
+            for (t, p), (o, m) in points.items()
+            if (t, p) in self.assignment
         ]
         if not owned:
             return

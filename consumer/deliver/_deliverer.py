@@ -362,7 +362,9 @@ class Deliverer:
         progress.pending = [pending[i] for i in sorted(reading.transient)]
         if progress.pending:
             first = next(iter(reading.transient.values()))
-            raise _RetryableError("record_retryable", first.code, f"CleverTap code {first.code}: {first.message}")
+            raise _RetryableError(
+                "record_retryable", first.code, f"CleverTap code {first.code}: {first.message}"
+            )
 
     def _delivered(self, progress: _Progress, indices: list[int]) -> None:
         if not indices:
