@@ -60,7 +60,12 @@ class Router:
         targets: dict[Target, Target] = {}
         routes: dict[str, Route] = {}
         for d in destinations.destinations:
-            target = Target(d.account_id, upload_url(d.host, base_url), d.resolve_passcode(environ))
+            target = Target(
+                d.account_id,
+                upload_url(d.host, base_url),
+                d.resolve_passcode(environ),
+                hold_on_auth_failure=d.on_auth_failure == "hold",
+            )
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.
             target = targets.setdefault(target, target)
