@@ -156,6 +156,20 @@ transform_fixes = Counter(
     ["kind", "action"],
 )
 
+deletion_requests = Counter(
+    f"{PREFIX}_deletion_requests_total",
+    "User-deletion (regulation) requests finished, by outcome: deleted or dead_lettered.",
+    ["outcome"],
+)
+deleted_ids = Counter(
+    f"{PREFIX}_deleted_ids_total", "User ids (userIds and cleverTapIds) CleverTap was asked to delete."
+)
+deletion_calls = Counter(
+    f"{PREFIX}_deletion_calls_total",
+    "Delete Profile API answers (POST /1/delete/profiles.json), by account and HTTP status.",
+    ["account", "status"],
+)
+
 # ---------------------------------------------------------------------------------------------
 # Batch and deliver
 
@@ -331,6 +345,8 @@ def initialise(
     initialise_series(records_transformed, destination=destinations)
     initialise_series(events_filtered, destination=destinations, reason=FILTER_REASONS)
     initialise_series(transform_fixes, kind=tuple(fix_kinds), action=FIX_ACTIONS)
+    initialise_series(deletion_requests, outcome=("deleted", "dead_lettered"))
+    initialise_series(deletion_calls, account=accounts, status=UPLOAD_CODES)
 
     initialise_series(http_responses, status_class=STATUS_CLASSES)
     initialise_series(http_request_duration, status_class=STATUS_CLASSES)

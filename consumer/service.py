@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -34,6 +34,9 @@ from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
 from .transform import FIX_KINDS, REJECT_REASONS
+
+if TYPE_CHECKING:
+    from .deletion import DeletionFlow
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +161,31 @@ def build(
     return pipeline, obs, deliverer, reloader
 
 
+def build_deletion(settings: Settings) -> DeletionFlow | None:
+    """The user-deletion flow when KAFKA_REGULATION_TOPIC is set (its own group and consumer)."""
+    if not settings.kafka_regulation_topic:
+        return None
+    from .deletion import DeletionFlow, DeletionOptions, deletion_targets
+
+    destinations = load_destinations(settings.destinations_file)
+    base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
+    client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
+    options = DeletionOptions(
+        topic=settings.kafka_regulation_topic,
+        group_id=f"{settings.kafka_group_id}-regulation",
+        event_group_id=settings.kafka_group_id,
+        event_topics=settings.kafka_topics,
+        dlq_topic=settings.dlq_topic,
+    )
+    return DeletionFlow(
+        options,
+        client_config=client,
+        targets=deletion_targets(destinations, base_url),
+        delivery=DeliveryOptions.from_settings(settings),
+        producer=Producer(producer_config(client)),
+    )
+
+
 def tune_gc() -> None:
     """Fewer garbage-collector passes over a heap that is mostly long-lived.
 
@@ -213,6 +241,7 @@ def run_service(
     logs.register_settings_secrets(settings)
     try:
         pipeline, obs, deliverer, reloader = build(settings, replay, dry_run)
+        deletion = build_deletion(settings) if replay is None else None  # never in a dry run
     except BrokerUnreachableError as exc:
         return startup_failed(str(exc), 1)
     except (ConfigError, OSError) as exc:
@@ -239,6 +268,13 @@ def run_service(
             "port": obs.server.port,
         },
     )
+    deletion_thread = None
+    if deletion is not None:
+        deletion_thread = threading.Thread(target=deletion.run, args=(stop,), name="deletion", daemon=True)
+        deletion_thread.start()
+        log.info(
+            "user deletion on", extra={"topic": deletion.options.topic, "group": deletion.options.group_id}
+        )
     try:
         if replay is None:
             pipeline.run(stop)
@@ -253,6 +289,9 @@ def run_service(
         log.error("stopping on a fatal Kafka error: %s", exc)
         return 1
     finally:
+        stop.set()
+        if deletion_thread is not None:
+            deletion_thread.join(30)
         if reloader is not None:
             reloader.close()
         obs.close()

@@ -94,6 +94,10 @@ class Settings(ClientSettings):
         None, description="Static membership id (e.g. the pod name); empty for dynamic membership."
     )
     kafka_session_timeout_ms: int = Field(45000, ge=1000, description="Consumer session.timeout.ms.")
+    kafka_regulation_topic: str | None = Field(
+        None,
+        description="Topic of user-deletion (regulation) requests, consumed in the group `<KAFKA_GROUP_ID>-regulation`; unset: deletion off.",
+    )
 
     # Decoding
 

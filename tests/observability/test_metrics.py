@@ -53,6 +53,9 @@ STABLE: dict[str, tuple[str, ...]] = {
     "dead_lettered": ("stage", "reason"),
     "dlq_publish_failures": (),
     "build_info": (),
+    "deletion_requests": ("outcome",),
+    "deleted_ids": (),
+    "deletion_calls": ("account", "status"),
 }
 
 
