@@ -24,7 +24,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from . import logs, observability
 from .codec import DECODE_REASONS, Decoder
-from .deliver import FAILURE_REASONS, Deliverer, DeliveryOptions
+from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, load_destinations
 from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
@@ -116,6 +116,8 @@ def build(
             "transform": (*REJECT_REASONS, "internal_error"),
             "deliver": FAILURE_REASONS,
         },
+        retry_reasons=RETRY_REASONS,
+        http_errors=HTTP_ERRORS,
         fix_kinds=FIX_KINDS,
     )
     ignored = {d.id: d.ignored_keys for d in destinations.destinations if d.ignored_keys}

@@ -44,10 +44,15 @@ FAILURE_REASONS = (
     "retries_exhausted",
     "unauthorized",
     "forbidden",
+    "auth_failed",
     "http_3xx",
     "http_4xx",
     "internal_error",
 )
+
+
+# Every `reason` label value of delivery_retries_total this stage emits.
+RETRY_REASONS = ("throttled", "server_error", "timeout", "connection", "bad_reply", "record_retryable")
 
 
 @dataclass(slots=True)
@@ -312,12 +317,13 @@ class Deliverer:
 
         if isinstance(reply, NoReply):
             progress.last_status = None
-            raise _RetryableError("network", None, f"no response ({reply.error}): {reply.detail}")
+            reason = "timeout" if reply.error == "timeout" else "connection"
+            raise _RetryableError(reason, None, f"no response ({reply.error}): {reply.detail}")
         status = reply.status
         if status == 429:
-            raise _RetryableError("429", 429, "HTTP 429: too many concurrent requests")
+            raise _RetryableError("throttled", 429, "HTTP 429: too many concurrent requests")
         if status >= 500:
-            raise _RetryableError("5xx", status, f"HTTP {status}{_error_text(reply.content)}")
+            raise _RetryableError("server_error", status, f"HTTP {status}{_error_text(reply.content)}")
         if 200 <= status < 300:
             self._read(progress, reply, sent)
         else:
@@ -356,7 +362,9 @@ class Deliverer:
         progress.pending = [pending[i] for i in sorted(reading.transient)]
         if progress.pending:
             first = next(iter(reading.transient.values()))
-            raise _RetryableError("record_555", first.code, f"CleverTap code {first.code}: {first.message}")
+            raise _RetryableError(
+                "record_retryable", first.code, f"CleverTap code {first.code}: {first.message}"
+            )
 
     def _delivered(self, progress: _Progress, indices: list[int]) -> None:
         if not indices:
