@@ -38,6 +38,8 @@ def start(
     destinations: DestinationsFile,
     *,
     reasons: Mapping[str, Iterable[str]] | None = None,
+    retry_reasons: Iterable[str] = (),
+    http_errors: Iterable[str] = (),
     fix_kinds: Iterable[str] = (),
     stall_after: float = 60.0,
     environ: Mapping[str, str] = os.environ,
@@ -58,6 +60,8 @@ def start(
         accounts=sorted({d.account_id for d in destinations.destinations}),
         destinations=[d.id for d in destinations.destinations],
         reasons=reasons,
+        retry_reasons=retry_reasons,
+        http_errors=http_errors,
         fix_kinds=fix_kinds,
         concurrency=settings.clevertap_max_in_flight,
     )

@@ -46,6 +46,16 @@ class Deliverer(Protocol):
     def close(self, timeout: float) -> list[Batch]: ...
 
 
+class DeadLetterSink(Protocol):
+    """Where failed messages go: `consumer.dlq.DeadLetters` (the DLQ topic), or a dry run's
+    recorder. `on_written` (given at construction) finishes each message once it is safe."""
+
+    def send(self, entry: Entry, failure: Failure) -> None: ...
+    def poll(self) -> None: ...
+    def pending(self) -> int: ...
+    def flush(self, timeout: float) -> int: ...
+
+
 class Health(Protocol):
     def beat(self) -> None: ...
     def set_assigned(self, partitions: int) -> None: ...
@@ -176,6 +186,7 @@ class Pipeline(RebalanceListener):
         deliverer: Deliverer,
         health: Health | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dead_letters: Callable[[Callable[[Entry], None]], DeadLetterSink] | None = None,
     ) -> None:
         self.options = options
         self._clock = clock
@@ -185,7 +196,11 @@ class Pipeline(RebalanceListener):
         self._health = health
         self._tracker = OffsetTracker()
         self._batcher = Batcher(options.batch_max_records, options.batch_max_bytes, options.batch_linger_s)
-        self._dlq = DeadLetters(producer, options.dlq_topic, options.group_id, self._finish)
+        self._dlq: DeadLetterSink = (
+            dead_letters(self._finish)
+            if dead_letters is not None
+            else DeadLetters(producer, options.dlq_topic, options.group_id, self._finish)
+        )
         self._producer = producer
         self._source = Source(consumer_conf, options.topics, self)
         self._tally = _Tally()

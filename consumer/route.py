@@ -55,12 +55,20 @@ class Router:
         destinations: DestinationsFile,
         base_url: str | None = None,
         environ: Mapping[str, str] = os.environ,
+        *,
+        validate_only: bool = False,
     ) -> Router:
-        """Build routes, reading every passcode now so a missing secret stops start-up."""
+        """Build routes, reading every passcode now so a missing secret stops start-up.
+        `validate_only`: upload URLs with `dryRun=1` (the dry run's `--validate-with-clevertap`)."""
         targets: dict[Target, Target] = {}
         routes: dict[str, Route] = {}
         for d in destinations.destinations:
-            target = Target(d.account_id, upload_url(d.host, base_url), d.resolve_passcode(environ))
+            target = Target(
+                d.account_id,
+                upload_url(d.host, base_url, validate_only=validate_only),
+                d.resolve_passcode(environ),
+                hold_on_auth_failure=d.on_auth_failure == "hold",
+            )
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.
             target = targets.setdefault(target, target)

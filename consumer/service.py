@@ -24,10 +24,12 @@ from confluent_kafka.cimpl import NewTopic
 
 from . import logs, observability
 from .codec import DECODE_REASONS, Decoder
-from .deliver import FAILURE_REASONS, Deliverer, DeliveryOptions
+from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, load_destinations
+from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
-from .pipeline import Pipeline, PipelineOptions, consumer_config, producer_config
+from .offsets import Entry
+from .pipeline import DeadLetterSink, Pipeline, PipelineOptions, consumer_config, producer_config
 from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
@@ -92,15 +94,19 @@ class Replay:
 
 
 def build(
-    settings: Settings, replay: Replay | None = None
-) -> tuple[Pipeline, Observability, Deliverer, DestinationsReloader | None]:
+    settings: Settings, replay: Replay | None = None, dry_run: DryRunReport | None = None
+) -> tuple[Pipeline, Observability, DeliverSink, DestinationsReloader | None]:
     """Every stage, wired; raises ConfigError for anything an operator has to fix.
 
     The service (not a replay, which is bounded) also gets a reloader for the destinations file.
+    A dry run (`dry_run`, over the range of `replay`) is the same chain with other ends: nothing
+    sent (or sent validate-only), nothing dead-lettered, nothing committed, no DLQ topic created.
     """
     destinations = load_destinations(settings.destinations_file)
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
-    router = Router.from_destinations(destinations, base_url)  # reads every passcode now
+    validate_only = dry_run is not None and dry_run.validated
+    # Reads every passcode now.
+    router = Router.from_destinations(destinations, base_url, validate_only=validate_only)
     obs = observability.start(
         settings,
         destinations,
@@ -110,6 +116,8 @@ def build(
             "transform": (*REJECT_REASONS, "internal_error"),
             "deliver": FAILURE_REASONS,
         },
+        retry_reasons=RETRY_REASONS,
+        http_errors=HTTP_ERRORS,
         fix_kinds=FIX_KINDS,
     )
     ignored = {d.id: d.ignored_keys for d in destinations.destinations if d.ignored_keys}
@@ -120,8 +128,19 @@ def build(
             extra={"destinations": sorted(ignored)},
         )
     client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
-    ensure_dlq_topic(AdminClient(client), settings)
-    deliverer = Deliverer(DeliveryOptions.from_settings(settings))
+    consumer_conf = {**consumer_config(settings, client), "stats_cb": obs.kafka_stats}
+    deliverer: DeliverSink = Deliverer(DeliveryOptions.from_settings(settings))
+    dead_letters = None
+    if dry_run is None:
+        ensure_dlq_topic(AdminClient(client), settings)
+    else:
+        consumer_conf["enable.auto.commit"] = False  # a throwaway group that leaves no offsets
+        deliverer = SamplingDeliverer(deliverer, dry_run) if dry_run.validated else NullDeliverer(dry_run)
+        report = dry_run
+
+        def dead_letters(finish: Callable[[Entry], None]) -> DeadLetterSink:
+            return RecordingDeadLetters(report, finish)
+
     options = PipelineOptions.from_settings(settings)
     if replay is not None and replay.destinations is not None:
         unknown = replay.destinations - set(router.routes)
@@ -130,15 +149,16 @@ def build(
         options = replace(options, only_destinations=replay.destinations)
     pipeline = Pipeline(
         options,
-        consumer_conf={**consumer_config(settings, client), "stats_cb": obs.kafka_stats},
+        consumer_conf=consumer_conf,
         producer=Producer(producer_config(client)),
         decoder=Decoder.from_settings(settings),
         router=router,
         deliverer=deliverer,
         health=obs.health,
+        dead_letters=dead_letters,
     )
     reloader = None
-    if replay is None:
+    if replay is None and dry_run is None:
         reloader = DestinationsReloader(router, destinations, settings)
     return pipeline, obs, deliverer, reloader
 
@@ -202,12 +222,14 @@ def run_service(
     group_id: str | None = None,
     *,
     watch: ReplayWatch | None = None,
+    dry_run: DryRunReport | None = None,
     **overrides: Any,
 ) -> int:
     """Entry point of `clevertap-consumer run` (and `replay`); returns the process exit status.
 
     `overrides` are settings given on the command line (`--bootstrap-servers`), which win over
-    the environment; `watch` wraps a replay (its progress display and summary). Exit status:
+    the environment; `watch` wraps a replay (its progress display and summary); `dry_run`
+    makes the replay a dry run that fills this report (see consumer/dry_run.py). Exit status:
     2 a setting to fix, 1 Kafka unreachable or failing (or a replay cut short), 0 done.
     """
     if group_id:
@@ -220,8 +242,8 @@ def run_service(
     logs.configure_logging(settings.log_level, settings.log_format)
     logs.register_settings_secrets(settings)
     try:
-        pipeline, obs, deliverer, reloader = build(settings, replay)
-        deletion = build_deletion(settings) if replay is None else None
+        pipeline, obs, deliverer, reloader = build(settings, replay, dry_run)
+        deletion = build_deletion(settings) if replay is None else None  # never in a dry run
     except BrokerUnreachableError as exc:
         return startup_failed(str(exc), 1)
     except (ConfigError, OSError) as exc:

@@ -148,5 +148,5 @@ def replay(
         )
     replay_group = group or f"{live}.replay.{time.strftime('%Y%m%dT%H%M%S')}"
     spec = Replay(since, until, frozenset(destinations) if destinations else None)
-    overrides = {"kafka_bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
+    overrides: dict[str, Any] = {"kafka_bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
     sys.exit(run_service(spec, group_id=replay_group, watch=progress, **overrides))

@@ -18,6 +18,7 @@ from confluent_kafka.admin._config import ConfigResource
 from consumer.cli import main
 from consumer.sample import sample_events
 from dev.kafka_local import free_port
+from tests.support.schema_registry import running_registry
 from tests.support.service import DESTINATION_IDS, Bed, Expected
 
 pytestmark = pytest.mark.kafka
@@ -168,3 +169,36 @@ def test_replay_prints_a_summary_and_takes_bootstrap_servers(bed: Bed) -> None:
         f" dead-lettered {dead}"
     )
     assert bed.delivered() == expected.records
+
+
+def test_check_config_probe_asks_the_schema_registry(bed: Bed) -> None:
+    with running_registry(user_info="svc:registry-pw-8a") as registry:
+        good = _cli(
+            bed,
+            "check-config",
+            "--probe",
+            SCHEMA_REGISTRY_URL=registry.url,
+            SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="svc:registry-pw-8a",
+        )
+        assert good.returncode == 0, good.stderr
+        assert any(line.startswith("ok   schema registry ") for line in good.stderr.splitlines())
+        wrong = _cli(
+            bed,
+            "check-config",
+            "--probe",
+            SCHEMA_REGISTRY_URL=registry.url,
+            SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="svc:wrong-registry-pw",
+        )
+        assert wrong.returncode == 2, wrong.stderr
+        assert any("FAIL schema registry" in line and "401" in line for line in wrong.stderr.splitlines())
+        assert "wrong-registry-pw" not in wrong.stderr
+        registry.fail_with(503)
+        down = _cli(
+            bed,
+            "check-config",
+            "--probe",
+            SCHEMA_REGISTRY_URL=registry.url,
+            SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="svc:registry-pw-8a",
+        )
+        assert down.returncode == 1, down.stderr
+        assert any(line.startswith("FAIL schema registry") for line in down.stderr.splitlines())
