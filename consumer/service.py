@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from . import logs, observability
+from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, load_destinations
@@ -72,7 +73,7 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
         reasons={
             "decode": DECODE_REASONS,
             "route": ROUTE_REASONS,
-            "transform": (*REJECT_REASONS, "internal_error"),
+            "transform": sorted({*REJECT_REASONS, *ENCODE_REASONS, "internal_error"}),
             "deliver": FAILURE_REASONS,
         },
         fix_kinds=FIX_KINDS,
