@@ -9,9 +9,9 @@ are held as `SecretStr` so they cannot leak through a repr, a log line or an exc
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from .consent import Gate, gate_from_config
 from .transform import EventFilter, Profile, TransformConfig, host_for_region
 
 
@@ -35,12 +36,47 @@ class ConfigError(Exception):
 
 def _event_name(value: Any) -> Any:
     """Accept RudderStack's `{"eventName": "x"}` items as well as plain strings."""
-    if isinstance(value, Mapping) and set(value) == {"eventName"}:
-        return value["eventName"]
+    if isinstance(value, Mapping) and set(value) <= {"eventName"}:
+        return value.get("eventName", "")
     return value
 
 
-EventName = Annotated[str, BeforeValidator(_event_name)]
+def _event_names(value: Any) -> Any:
+    """The dashboard saves an empty list as `[{"eventName": ""}]`: empty names are no entries."""
+    if isinstance(value, list):
+        return [n for n in (_event_name(v) for v in value) if not (isinstance(n, str) and not n.strip())]
+    return value
+
+
+EventNames = Annotated[tuple[str, ...], BeforeValidator(_event_names)]
+
+# RudderStack keys that only steer its device-mode SDKs: accepted so a dashboard config pastes
+# in, ignored (there is no SDK in this path), and named in one start-up warning.
+DEVICE_MODE_KEYS = ("useNativeSDK", "connectionMode")
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Consent(_Lenient):
+    consent: str = ""
+
+
+class _ConsentBlock(_Lenient):
+    """One provider block of RudderStack's `consentManagement`, as the dashboard saves it."""
+
+    provider: str = ""
+    consents: tuple[_Consent, ...] = ()
+    resolution_strategy: Literal["and", "or", ""] | None = Field(default=None, alias="resolutionStrategy")
+
+
+class _OneTrustCategory(_Lenient):
+    category: str = Field(default="", alias="oneTrustCookieCategory")
+
+
+class _KetchPurpose(_Lenient):
+    purpose: str = ""
 
 
 class Destination(BaseModel):
@@ -58,8 +94,24 @@ class Destination(BaseModel):
     track_anonymous: bool = Field(default=False, alias="trackAnonymous")
     enable_object_id_mapping: bool = Field(default=False, alias="enableObjectIdMapping")
     event_filtering_option: EventFilter = Field(default=EventFilter.DISABLE, alias="eventFilteringOption")
-    whitelisted_events: tuple[EventName, ...] = Field(default=(), alias="whitelistedEvents")
-    blacklisted_events: tuple[EventName, ...] = Field(default=(), alias="blacklistedEvents")
+    whitelisted_events: EventNames = Field(default=(), alias="whitelistedEvents")
+    blacklisted_events: EventNames = Field(default=(), alias="blacklistedEvents")
+    # HTTP 401/403 opens the account's breaker; its records then go to the DLQ as `auth_failed`
+    # (redrive once fixed; the default: nothing waits) or are held until the breaker closes.
+    on_auth_failure: Literal["dead_letter", "hold"] = Field(default="dead_letter", alias="onAuthFailure")
+    # The project token: not used for uploads, kept (as a secret) for CleverTap's attribution API.
+    account_token: SecretStr | None = Field(default=None, alias="accountToken")
+    consent_management: dict[str, tuple[_ConsentBlock, ...] | None] | tuple[_ConsentBlock, ...] | None = (
+        Field(default=None, alias="consentManagement")
+    )
+    one_trust_cookie_categories: (
+        dict[str, tuple[_OneTrustCategory, ...] | None] | tuple[_OneTrustCategory, ...] | None
+    ) = Field(default=None, alias="oneTrustCookieCategories")
+    ketch_consent_purposes: dict[str, tuple[_KetchPurpose, ...] | None] | tuple[_KetchPurpose, ...] | None = (
+        Field(default=None, alias="ketchConsentPurposes")
+    )
+    use_native_sdk: dict[str, bool | None] | bool | None = Field(default=None, alias="useNativeSDK")
+    connection_mode: dict[str, str | None] | str | None = Field(default=None, alias="connectionMode")
 
     @field_validator("region")
     @classmethod
@@ -77,6 +129,21 @@ class Destination(BaseModel):
     @property
     def host(self) -> str:
         return host_for_region(self.region, self.profile)
+
+    @property
+    def ignored_keys(self) -> tuple[str, ...]:
+        """The device-mode-only RudderStack keys this entry sets (accepted, without effect)."""
+        given = {"useNativeSDK": self.use_native_sdk, "connectionMode": self.connection_mode}
+        return tuple(k for k in DEVICE_MODE_KEYS if given[k] is not None)
+
+    def consent_gate(self) -> Gate:
+        """The consent requirements events must meet to reach this destination (consent.py)."""
+        keys = ("consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes")
+        data = self.model_dump(
+            by_alias=True,
+            include={"consent_management", "one_trust_cookie_categories", "ketch_consent_purposes"},
+        )
+        return gate_from_config(*(data[k] for k in keys))
 
     def transform_config(self) -> TransformConfig:
         names = {
@@ -125,15 +192,29 @@ class DestinationsFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> DestinationsFile:
-        seen: set[str] = set()
-        for d in self.destinations:
-            if d.id in seen:
-                raise ValueError(f"duplicate destination id {d.id!r}")
-            seen.add(d.id)
+        problem = duplicate_ids_problem(d.id for d in self.destinations)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
+def duplicate_ids_problem(ids: Iterable[object]) -> str | None:
+    """What is wrong when ids repeat (each named once), or None."""
+    seen: set[object] = set()
+    dups: list[object] = []
+    for i in ids:
+        if i in seen and i not in dups:
+            dups.append(i)
+        seen.add(i)
+    return f"duplicate destination id {', '.join(map(repr, dups))}" if dups else None
+
+
 def _describe(err: ValidationError) -> str:
+    return "; ".join(describe_errors(err))
+
+
+def describe_errors(err: ValidationError) -> list[str]:
+    """One `where: what` line per problem pydantic found (all of them, not the first)."""
     errors = err.errors()
     # A failing entry also makes the list look empty ("at least 1 item"): say only the cause.
     if any(len(e["loc"]) > 1 for e in errors):
@@ -143,7 +224,7 @@ def _describe(err: ValidationError) -> str:
         where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e["loc"]).replace(".[", "[")
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where or '(top level)'}: {msg}")
-    return "; ".join(lines)
+    return lines
 
 
 def parse_destinations(data: Any, source: str = "destinations") -> DestinationsFile:
@@ -156,6 +237,11 @@ def parse_destinations(data: Any, source: str = "destinations") -> DestinationsF
 
 def load_destinations(path: Path) -> DestinationsFile:
     """Load a JSON or YAML destinations file (JSON is valid YAML, so one parser reads both)."""
+    return parse_destinations(read_destinations_data(path), str(path))
+
+
+def read_destinations_data(path: Path) -> Any:
+    """The file's parsed content, not yet validated."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -164,4 +250,4 @@ def load_destinations(path: Path) -> DestinationsFile:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid JSON or YAML: {exc}") from None
-    return parse_destinations(data, str(path))
+    return data

@@ -47,21 +47,13 @@ REBALANCE_EVENTS: Final = ("assigned", "revoked", "lost")
 COMMIT_OUTCOMES: Final = ("success", "failure")
 BATCH_OUTCOMES: Final = ("delivered", "partial", "failed", "unfinished")
 STATUS_CLASSES: Final = ("2xx", "3xx", "4xx", "5xx")
-HTTP_ERRORS: Final = ("timeout", "connect", "tls", "protocol", "other")
-RETRY_REASONS: Final = ("throttled", "server_error", "timeout", "connection", "record_retryable")
 FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered")
 FIX_ACTIONS: Final = ("fixed", "dropped")
+RELOAD_OUTCOMES: Final = ("applied", "invalid")
+FILTER_REASONS: Final = ("event_filter", "integrations_disabled", "consent_denied", "not_replayed")
 # HTTP statuses worth a per-account series from the start: success, auth/region problems (the
 # alerting pair 401/403), throttling, and the server errors that trigger retries.
 UPLOAD_CODES: Final = ("200", "400", "401", "403", "429", "500", "502", "503", "504")
-# Failure reasons per stage that the architecture names today (docs/architecture.md, DLQ).
-# Stage owners pass their full sets to `initialise(reasons=...)`.
-KNOWN_REASONS: Final[Mapping[str, tuple[str, ...]]] = {
-    "decode": ("avro_error", "no_magic_byte", "schema_not_found", "registry_unavailable"),
-    "route": ("unknown_destination",),
-    "transform": ("missing_identity",),
-    "deliver": ("clevertap_rejected", "retries_exhausted", "client_error"),
-}
 
 # ---------------------------------------------------------------------------------------------
 # Source (Kafka)
@@ -144,13 +136,28 @@ events_rejected = Counter(
 )
 events_filtered = Counter(
     f"{PREFIX}_events_filtered_total",
-    "Events skipped on purpose by a destination's event filter (not an error).",
-    ["destination"],
+    "Events skipped on purpose (not an error), by destination and reason: event_filter, "
+    "integrations_disabled, consent_denied, not_replayed.",
+    ["destination", "reason"],
 )
 transform_fixes = Counter(
     f"{PREFIX}_transform_fixes_total",
     "Fields the default profile fixed or dropped so CleverTap accepts the record, by check.",
     ["kind", "action"],
+)
+
+deletion_requests = Counter(
+    f"{PREFIX}_deletion_requests_total",
+    "User-deletion (regulation) requests finished, by outcome: deleted or dead_lettered.",
+    ["outcome"],
+)
+deleted_ids = Counter(
+    f"{PREFIX}_deleted_ids_total", "User ids (userIds and cleverTapIds) CleverTap was asked to delete."
+)
+deletion_calls = Counter(
+    f"{PREFIX}_deletion_calls_total",
+    "Delete Profile API answers (POST /1/delete/profiles.json), by account and HTTP status.",
+    ["account", "status"],
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +215,12 @@ concurrency_limit = Gauge(
     "Adaptive limit on concurrent requests per account (at most 15, lowered on 429).",
     ["account"],
 )
+auth_breaker_open = Gauge(
+    f"{PREFIX}_auth_breaker_open",
+    "1 while the account's breaker is open after a 401/403: its uploads stop except one probe "
+    "per interval; records are held or dead-lettered as auth_failed, per destination.",
+    ["account"],
+)
 end_to_end_latency = Histogram(
     f"{PREFIX}_end_to_end_latency_seconds",
     "Kafka record timestamp to CleverTap acceptance, per CleverTap record.",
@@ -248,6 +261,15 @@ ready = Gauge(
     "1 while /readyz answers 200: partitions assigned (or none to get), broker reachable, not stopping.",
 )
 build_info = Info(f"{PREFIX}_build", "Versions of the running service and its Kafka client.")
+config_reloads = Counter(
+    f"{PREFIX}_config_reloads_total",
+    "Destinations file reloads (SIGHUP or a changed file) by outcome: applied, or invalid (old kept).",
+    ["outcome"],
+)
+config_last_reload_successful = Gauge(
+    f"{PREFIX}_config_last_reload_successful",
+    "1 when the last destinations reload was applied (or none was tried), 0 when it was invalid.",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +310,8 @@ def initialise(
     accounts: Iterable[str] = (),
     destinations: Iterable[str] = (),
     reasons: Mapping[str, Iterable[str]] | None = None,
+    retry_reasons: Iterable[str] = (),
+    http_errors: Iterable[str] = (),
     fix_kinds: Iterable[str] = (),
     concurrency: int | None = None,
 ) -> None:
@@ -295,12 +319,14 @@ def initialise(
 
     Call once at start-up, after the destinations file is loaded: `accounts` and `destinations`
     come from it, `topics` from settings. `reasons` maps a stage (decode, route, transform,
-    deliver) to its failure reasons and is merged with `KNOWN_REASONS`; `fix_kinds` are the
-    default profile's pre-flight check names. `concurrency`, when given, is the initial
+    deliver) to its failure reasons; `retry_reasons` and `http_errors` are the deliver stage's
+    retry and no-response vocabularies; `fix_kinds` are the default profile's pre-flight check
+    names. Each stage owns its vocabulary and the caller passes it in, so a label value here is
+    always one the code emits. `concurrency`, when given, is the initial
     per-account request limit. Safe to call again (e.g. on a config reload).
     """
     topics, accounts, destinations = tuple(topics), tuple(accounts), tuple(destinations)
-    merged = {stage: set(KNOWN_REASONS.get(stage, ())) for stage in STAGES}
+    merged: dict[str, set[str]] = {stage: set() for stage in STAGES}
     for stage, values in (reasons or {}).items():
         merged.setdefault(stage, set()).update(values)
 
@@ -317,18 +343,23 @@ def initialise(
     for stage, stage_reasons in merged.items():
         initialise_series(dead_lettered, stage=[stage], reason=sorted(stage_reasons))
     initialise_series(records_transformed, destination=destinations)
-    initialise_series(events_filtered, destination=destinations)
+    initialise_series(events_filtered, destination=destinations, reason=FILTER_REASONS)
     initialise_series(transform_fixes, kind=tuple(fix_kinds), action=FIX_ACTIONS)
+    initialise_series(deletion_requests, outcome=("deleted", "dead_lettered"))
+    initialise_series(deletion_calls, account=accounts, status=UPLOAD_CODES)
 
     initialise_series(http_responses, status_class=STATUS_CLASSES)
     initialise_series(http_request_duration, status_class=STATUS_CLASSES)
-    initialise_series(http_request_errors, error=HTTP_ERRORS)
-    initialise_series(retries, reason=RETRY_REASONS)
+    initialise_series(http_request_errors, error=tuple(http_errors))
+    initialise_series(retries, reason=tuple(retry_reasons))
     initialise_series(records_finished, outcome=FINISH_OUTCOMES)
     initialise_series(records_delivered, account=accounts)
     initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
     initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
     initialise_series(in_flight_requests, account=accounts)
+    initialise_series(auth_breaker_open, account=accounts)
+    initialise_series(config_reloads, outcome=RELOAD_OUTCOMES)
+    config_last_reload_successful.set(1)
     if concurrency is not None:
         for account in accounts:
             concurrency_limit.labels(account=account).set(concurrency)

@@ -38,6 +38,8 @@ def start(
     destinations: DestinationsFile,
     *,
     reasons: Mapping[str, Iterable[str]] | None = None,
+    retry_reasons: Iterable[str] = (),
+    http_errors: Iterable[str] = (),
     fix_kinds: Iterable[str] = (),
     stall_after: float = 60.0,
     environ: Mapping[str, str] = os.environ,
@@ -51,13 +53,15 @@ def start(
     configure_logging(settings.log_level, settings.log_format)
     register_settings_secrets(settings)
     for destination in destinations.destinations:
-        register_secret(destination.resolve_passcode(environ))
+        register_secret(destination.resolve_passcode(environ), destination.account_token)
 
     metrics.initialise(
         topics=settings.kafka_topics,
         accounts=sorted({d.account_id for d in destinations.destinations}),
         destinations=[d.id for d in destinations.destinations],
         reasons=reasons,
+        retry_reasons=retry_reasons,
+        http_errors=http_errors,
         fix_kinds=fix_kinds,
         concurrency=settings.clevertap_max_in_flight,
     )

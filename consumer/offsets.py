@@ -12,11 +12,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import offset_map
+
 if TYPE_CHECKING:
     from .dlq import Failure
 
 Headers = list[tuple[str, bytes | None]]
 TopicPartitionKey = tuple[str, int]
+CommitPoint = tuple[int, str]  # next offset to read, and the offset map of done offsets above it
 
 
 @dataclass(eq=False, slots=True)
@@ -48,13 +51,35 @@ class Entry:
 
 
 class _Partition:
-    """Entries of one partition in consume order; the watermark below which all are done."""
+    """Entries of one partition in consume order; the watermark below which all are done.
 
-    __slots__ = ("committable", "entries")
+    `base` is the offset committed when the partition was assigned, and `skip` the ranges above
+    it that the previous owner recorded as done (offset_map) and this owner has not read yet.
+    """
+
+    __slots__ = ("base", "committable", "entries", "skip")
 
     def __init__(self) -> None:
         self.entries: deque[Entry] = deque()
         self.committable: int | None = None
+        self.base: int | None = None
+        self.skip: deque[offset_map.Range] = deque()
+
+    def commit_point(self, limit: int) -> CommitPoint | None:
+        """The offset to commit and the map of what is done above it (None: nothing known)."""
+        base = self.committable if self.committable is not None else self.base
+        if base is None:
+            return None
+        done = offset_map.ranges(e.offset for e in self.entries if e.done)
+        last = self.entries[-1].offset if self.entries else base - 1
+        for first, end in self.skip:  # recorded by the previous owner, not read again yet
+            start = max(first, last + 1, base)
+            if start < end:
+                if done and done[-1][1] == start:
+                    done[-1] = (done[-1][0], end)
+                else:
+                    done.append((start, end))
+        return base, offset_map.encode(base, done, limit)
 
     def advance(self) -> bool:
         moved = False
@@ -76,8 +101,30 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._partitions: dict[TopicPartitionKey, _Partition] = {}
         self._moved: set[TopicPartitionKey] = set()
+        self._dirty: set[TopicPartitionKey] = set()
         self.in_flight_records = 0
         self.in_flight_bytes = 0
+
+    def restore(self, tp: TopicPartitionKey, committed: int, metadata: str | None) -> int:
+        """A newly assigned partition: its committed offset and the offset map committed with it.
+        Returns how many offsets the map says are already done."""
+        part = self._partitions.get(tp)
+        if part is None:
+            part = self._partitions[tp] = _Partition()
+        part.base = committed
+        part.skip = deque(offset_map.decode(committed, metadata))
+        return sum(end - start for start, end in part.skip)
+
+    def already_done(self, tp: TopicPartitionKey, offset: int) -> bool:
+        """True if the partition's previous owner finished `offset` (from the offset map): the
+        caller registers and finishes it at once instead of processing it again."""
+        part = self._partitions.get(tp)
+        if part is None or not part.skip:
+            return False
+        skip = part.skip
+        while skip and skip[0][1] <= offset:
+            skip.popleft()
+        return bool(skip) and skip[0][0] <= offset
 
     def register(self, entry: Entry) -> None:
         tp = (entry.topic, entry.partition)
@@ -97,8 +144,37 @@ class OffsetTracker:
         self.in_flight_bytes -= entry.size
         tp = (entry.topic, entry.partition)
         part = self._partitions.get(tp)
-        if part is not None and part.advance():
-            self._moved.add(tp)
+        if part is not None:
+            self._dirty.add(tp)
+            if part.advance():
+                self._moved.add(tp)
+
+    def take_commits(
+        self, limit: int = offset_map.MAX_METADATA_BYTES
+    ) -> dict[TopicPartitionKey, CommitPoint]:
+        """Commit points of the partitions where anything finished since the last call: the
+        watermark plus the offset map (at most `limit` bytes) of what is done above it."""
+        out: dict[TopicPartitionKey, CommitPoint] = {}
+        for tp in self._dirty:
+            part = self._partitions.get(tp)
+            point = part.commit_point(limit) if part is not None else None
+            if point is not None:
+                out[tp] = point
+        self._dirty.clear()
+        self._moved.clear()
+        return out
+
+    def commit_points(
+        self, partitions: set[TopicPartitionKey], limit: int = offset_map.MAX_METADATA_BYTES
+    ) -> dict[TopicPartitionKey, CommitPoint]:
+        """Current commit points of the given partitions (for revocation and shutdown)."""
+        out: dict[TopicPartitionKey, CommitPoint] = {}
+        for tp in partitions:
+            part = self._partitions.get(tp)
+            point = part.commit_point(limit) if part is not None else None
+            if point is not None:
+                out[tp] = point
+        return out
 
     def take_committable(self) -> dict[TopicPartitionKey, int]:
         """Next offsets to read, for partitions whose watermark moved since the last call."""
@@ -131,6 +207,7 @@ class OffsetTracker:
         for tp in partitions:
             part = self._partitions.pop(tp, None)
             self._moved.discard(tp)
+            self._dirty.discard(tp)
             if part is None:
                 continue
             for entry in part.entries:

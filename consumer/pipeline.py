@@ -21,6 +21,7 @@ from confluent_kafka import KafkaException, Message, Producer
 from . import metrics
 from .batch import Batch, Batcher, UnencodableRecordError
 from .codec import DecodeError, to_message
+from .consent import withheld
 from .deliver import BatchResult
 from .dlq import DeadLetters, Failure
 from .offsets import Entry, OffsetTracker, TopicPartitionKey
@@ -43,6 +44,16 @@ class Deliverer(Protocol):
     def results(self) -> list[BatchResult]: ...
     def in_flight(self) -> int: ...
     def close(self, timeout: float) -> list[Batch]: ...
+
+
+class DeadLetterSink(Protocol):
+    """Where failed messages go: `consumer.dlq.DeadLetters` (the DLQ topic), or a dry run's
+    recorder. `on_written` (given at construction) finishes each message once it is safe."""
+
+    def send(self, entry: Entry, failure: Failure) -> None: ...
+    def poll(self) -> None: ...
+    def pending(self) -> int: ...
+    def flush(self, timeout: float) -> int: ...
 
 
 class Health(Protocol):
@@ -138,7 +149,7 @@ class _Tally:
     consumed_bytes: Counter[str] = field(default_factory=Counter)
     decoded: Counter[str] = field(default_factory=Counter)
     transformed: Counter[str] = field(default_factory=Counter)
-    filtered: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[tuple[str, str]] = field(default_factory=Counter)  # (destination, reason)
     fixes: Counter[tuple[str, str]] = field(default_factory=Counter)
     finished: Counter[str] = field(default_factory=Counter)
 
@@ -148,12 +159,14 @@ class _Tally:
             (self.consumed_bytes, metrics.consumed_bytes),
             (self.decoded, metrics.records_decoded),
             (self.transformed, metrics.records_transformed),
-            (self.filtered, metrics.events_filtered),
             (self.finished, metrics.records_finished),
         ):
             for label, n in counts.items():
                 metric.labels(label).inc(n)
             counts.clear()
+        for (destination, reason), n in self.filtered.items():
+            metrics.events_filtered.labels(destination, reason).inc(n)
+        self.filtered.clear()
         for (kind, action), n in self.fixes.items():
             metrics.transform_fixes.labels(kind, action).inc(n)
         self.fixes.clear()
@@ -173,6 +186,7 @@ class Pipeline(RebalanceListener):
         deliverer: Deliverer,
         health: Health | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dead_letters: Callable[[Callable[[Entry], None]], DeadLetterSink] | None = None,
     ) -> None:
         self.options = options
         self._clock = clock
@@ -182,7 +196,11 @@ class Pipeline(RebalanceListener):
         self._health = health
         self._tracker = OffsetTracker()
         self._batcher = Batcher(options.batch_max_records, options.batch_max_bytes, options.batch_linger_s)
-        self._dlq = DeadLetters(producer, options.dlq_topic, options.group_id, self._finish)
+        self._dlq: DeadLetterSink = (
+            dead_letters(self._finish)
+            if dead_letters is not None
+            else DeadLetters(producer, options.dlq_topic, options.group_id, self._finish)
+        )
         self._producer = producer
         self._source = Source(consumer_conf, options.topics, self)
         self._tally = _Tally()
@@ -190,6 +208,7 @@ class Pipeline(RebalanceListener):
         self._until: dict[TopicPartitionKey, int] | None = None  # replay: where the range ends
         self._position: dict[TopicPartitionKey, int] = {}
         self.stats: Counter[str] = Counter()
+        self.replay_total: int | None = None  # records in the replayed range, once known
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -213,7 +232,8 @@ class Pipeline(RebalanceListener):
         self._until = self._source.offsets_at(until_ms)
         self._position = dict(start)
         self._source.assign(start)
-        log.info("replaying", extra={"records": sum(self._until[tp] - o for tp, o in start.items())})
+        self.replay_total = sum(self._until[tp] - o for tp, o in start.items())
+        log.info("replaying", extra={"records": self.replay_total})
         try:
             while not stop.is_set():
                 if self._replayed():
@@ -293,7 +313,12 @@ class Pipeline(RebalanceListener):
         entry.destination_id = route.destination_id
         only = self.options.only_destinations
         if only is not None and route.destination_id not in only:
-            self._tally.filtered[route.destination_id] += 1
+            self._tally.filtered[(route.destination_id, "not_replayed")] += 1
+            self._finish(entry, "filtered")
+            return
+        reason = withheld(message, route.gate)
+        if reason is not None:  # RudderStack's server drops these before its transformer too
+            self._tally.filtered[(route.destination_id, reason)] += 1
             self._finish(entry, "filtered")
             return
         try:
@@ -307,7 +332,7 @@ class Pipeline(RebalanceListener):
         if isinstance(result, Accepted):
             self._accept(entry, route, result, now)
         elif isinstance(result, Filtered):
-            self._tally.filtered[route.destination_id] += 1
+            self._tally.filtered[(route.destination_id, "event_filter")] += 1
             self._finish(entry, "filtered")
         else:
             self._reject(entry, Failure("transform", result.reason, result.message))

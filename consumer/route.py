@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .batch import Target
+from .consent import OPEN, Gate
 from .destinations import DestinationsFile
 from .dlq import Failure
 from .offsets import Headers
@@ -21,6 +22,7 @@ from .transform import TransformConfig
 
 DESTINATION_HEADER = "destinationId"
 UPLOAD_PATH = "/1/upload"
+DRY_RUN_QUERY = "?dryRun=1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +30,17 @@ class Route:
     destination_id: str
     config: TransformConfig
     target: Target
+    gate: Gate = OPEN  # consent requirements, checked before the transform (consent.py)
 
 
-def upload_url(host: str, base_url: str | None) -> str:
-    """CleverTap's upload URL for a region host, or the override every region is sent to."""
-    if base_url:
-        return base_url.rstrip("/") + UPLOAD_PATH
-    return f"https://{host}{UPLOAD_PATH}"
+def upload_url(host: str, base_url: str | None, *, validate_only: bool = False) -> str:
+    """CleverTap's upload URL for a region host, or the override every region is sent to.
+
+    `validate_only` adds `dryRun=1`: CleverTap checks the request and answers as usual without
+    storing anything (clevertap-api.md §1.1; used by the dry run and `check-config --probe`).
+    """
+    url = base_url.rstrip("/") + UPLOAD_PATH if base_url else f"https://{host}{UPLOAD_PATH}"
+    return url + DRY_RUN_QUERY if validate_only else url
 
 
 class Router:
@@ -49,21 +55,34 @@ class Router:
         destinations: DestinationsFile,
         base_url: str | None = None,
         environ: Mapping[str, str] = os.environ,
+        *,
+        validate_only: bool = False,
     ) -> Router:
-        """Build routes, reading every passcode now so a missing secret stops start-up."""
+        """Build routes, reading every passcode now so a missing secret stops start-up.
+        `validate_only`: upload URLs with `dryRun=1` (the dry run's `--validate-with-clevertap`)."""
         targets: dict[Target, Target] = {}
         routes: dict[str, Route] = {}
         for d in destinations.destinations:
-            target = Target(d.account_id, upload_url(d.host, base_url), d.resolve_passcode(environ))
+            target = Target(
+                d.account_id,
+                upload_url(d.host, base_url, validate_only=validate_only),
+                d.resolve_passcode(environ),
+                hold_on_auth_failure=d.on_auth_failure == "hold",
+            )
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.
             target = targets.setdefault(target, target)
-            routes[d.id] = Route(d.id, d.transform_config(), target)
+            routes[d.id] = Route(d.id, d.transform_config(), target, d.consent_gate())
         return cls(routes)
 
     @property
     def routes(self) -> Mapping[str, Route]:
         return self._routes
+
+    def replace(self, routes: Mapping[str, Route]) -> None:
+        """Swap the whole table (a destinations reload, from another thread): one reference
+        assignment, so each message is routed by the old table or the new one, never a mix."""
+        self._routes = dict(routes)
 
     def route(self, message: Mapping[str, Any], headers: Headers) -> Route | Failure:
         destination_id: Any = None

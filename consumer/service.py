@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
-import sys
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -23,27 +25,57 @@ from confluent_kafka.cimpl import NewTopic
 from . import logs, observability
 from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
-from .deliver import FAILURE_REASONS, Deliverer, DeliveryOptions
+from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, load_destinations
+from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
-from .pipeline import Pipeline, PipelineOptions, consumer_config, producer_config
+from .offsets import Entry
+from .pipeline import DeadLetterSink, Pipeline, PipelineOptions, consumer_config, producer_config
+from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
 from .transform import FIX_KINDS, REJECT_REASONS
 
+if TYPE_CHECKING:
+    from .deletion import DeletionFlow
+
 log = logging.getLogger(__name__)
 
 
-def ensure_dlq_topic(admin: AdminClient, topic: str) -> None:
-    """The DLQ must exist before the first poison message arrives; create it if the broker lets us."""
+class BrokerUnreachableError(Exception):
+    """Kafka did not answer at start-up: the network or the cluster, not a setting to correct
+    (exit status 1, like any fatal Kafka error, so an orchestrator simply retries)."""
+
+
+def _error_code(exc: KafkaException) -> int | None:
+    err = exc.args[0] if exc.args else None
+    code = getattr(err, "code", None)
+    return code() if callable(code) else None
+
+
+def ensure_dlq_topic(admin: AdminClient, settings: Settings, *, timeout: float = 15.0) -> None:
+    """The DLQ must exist before the first poison message arrives; create it if the broker lets us.
+
+    Asking for the topic list is also the first word with the cluster, so a failure there is an
+    unreachable broker (BrokerUnreachableError), never blamed on the DLQ topic; only a refused
+    creation is a DLQ_TOPIC problem (ConfigError).
+    """
+    topic = settings.dlq_topic
     try:
-        if topic in admin.list_topics(timeout=15).topics:
-            return
-        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=-1)])[topic].result(30)
-        log.info("created DLQ topic", extra={"topic": topic})
+        topics = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
-        err = exc.args[0] if exc.args else exc
-        if getattr(err, "code", lambda: None)() == 36:  # TOPIC_ALREADY_EXISTS: another replica won
+        raise BrokerUnreachableError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {timeout:g} s: {exc}"
+        ) from None
+    if topic in topics:
+        return
+    config = {"retention.ms": str(settings.dlq_topic_retention_ms)}
+    new = NewTopic(topic, num_partitions=settings.dlq_topic_partitions, replication_factor=-1, config=config)
+    try:
+        admin.create_topics([new])[topic].result(30)
+        log.info("created DLQ topic", extra={"topic": topic, **config})
+    except KafkaException as exc:
+        if _error_code(exc) == 36:  # TOPIC_ALREADY_EXISTS: another replica won
             return
         raise ConfigError(
             f"DLQ_TOPIC: topic {topic!r} does not exist and could not be created: {exc}"
@@ -62,11 +94,20 @@ class Replay:
     destinations: frozenset[str] | None = None
 
 
-def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, Observability, Deliverer]:
-    """Every stage, wired; raises ConfigError for anything an operator has to fix."""
+def build(
+    settings: Settings, replay: Replay | None = None, dry_run: DryRunReport | None = None
+) -> tuple[Pipeline, Observability, DeliverSink, DestinationsReloader | None]:
+    """Every stage, wired; raises ConfigError for anything an operator has to fix.
+
+    The service (not a replay, which is bounded) also gets a reloader for the destinations file.
+    A dry run (`dry_run`, over the range of `replay`) is the same chain with other ends: nothing
+    sent (or sent validate-only), nothing dead-lettered, nothing committed, no DLQ topic created.
+    """
     destinations = load_destinations(settings.destinations_file)
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
-    router = Router.from_destinations(destinations, base_url)  # reads every passcode now
+    validate_only = dry_run is not None and dry_run.validated
+    # Reads every passcode now.
+    router = Router.from_destinations(destinations, base_url, validate_only=validate_only)
     obs = observability.start(
         settings,
         destinations,
@@ -76,11 +117,31 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
             "transform": sorted({*REJECT_REASONS, *ENCODE_REASONS, "internal_error"}),
             "deliver": FAILURE_REASONS,
         },
+        retry_reasons=RETRY_REASONS,
+        http_errors=HTTP_ERRORS,
         fix_kinds=FIX_KINDS,
     )
+    ignored = {d.id: d.ignored_keys for d in destinations.destinations if d.ignored_keys}
+    if ignored:
+        log.warning(
+            "destination keys ignored: %s only steer RudderStack's device-mode SDKs",
+            ", ".join(sorted({k for keys in ignored.values() for k in keys})),
+            extra={"destinations": sorted(ignored)},
+        )
     client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
-    ensure_dlq_topic(AdminClient(client), settings.dlq_topic)
-    deliverer = Deliverer(DeliveryOptions.from_settings(settings))
+    consumer_conf = {**consumer_config(settings, client), "stats_cb": obs.kafka_stats}
+    deliverer: DeliverSink = Deliverer(DeliveryOptions.from_settings(settings))
+    dead_letters = None
+    if dry_run is None:
+        ensure_dlq_topic(AdminClient(client), settings)
+    else:
+        consumer_conf["enable.auto.commit"] = False  # a throwaway group that leaves no offsets
+        deliverer = SamplingDeliverer(deliverer, dry_run) if dry_run.validated else NullDeliverer(dry_run)
+        report = dry_run
+
+        def dead_letters(finish: Callable[[Entry], None]) -> DeadLetterSink:
+            return RecordingDeadLetters(report, finish)
+
     options = PipelineOptions.from_settings(settings)
     if replay is not None and replay.destinations is not None:
         unknown = replay.destinations - set(router.routes)
@@ -89,14 +150,43 @@ def build(settings: Settings, replay: Replay | None = None) -> tuple[Pipeline, O
         options = replace(options, only_destinations=replay.destinations)
     pipeline = Pipeline(
         options,
-        consumer_conf={**consumer_config(settings, client), "stats_cb": obs.kafka_stats},
+        consumer_conf=consumer_conf,
         producer=Producer(producer_config(client)),
         decoder=Decoder.from_settings(settings),
         router=router,
         deliverer=deliverer,
         health=obs.health,
+        dead_letters=dead_letters,
     )
-    return pipeline, obs, deliverer
+    reloader = None
+    if replay is None and dry_run is None:
+        reloader = DestinationsReloader(router, destinations, settings)
+    return pipeline, obs, deliverer, reloader
+
+
+def build_deletion(settings: Settings) -> DeletionFlow | None:
+    """The user-deletion flow when KAFKA_REGULATION_TOPIC is set (its own group and consumer)."""
+    if not settings.kafka_regulation_topic:
+        return None
+    from .deletion import DeletionFlow, DeletionOptions, deletion_targets
+
+    destinations = load_destinations(settings.destinations_file)
+    base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
+    client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
+    options = DeletionOptions(
+        topic=settings.kafka_regulation_topic,
+        group_id=f"{settings.kafka_group_id}-regulation",
+        event_group_id=settings.kafka_group_id,
+        event_topics=settings.kafka_topics,
+        dlq_topic=settings.dlq_topic,
+    )
+    return DeletionFlow(
+        options,
+        client_config=client,
+        targets=deletion_targets(destinations, base_url),
+        delivery=DeliveryOptions.from_settings(settings),
+        producer=Producer(producer_config(client)),
+    )
 
 
 def tune_gc() -> None:
@@ -112,18 +202,53 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 50)
 
 
-def run_service(replay: Replay | None = None, group_id: str | None = None) -> int:
-    """Entry point of `clevertap-consumer run` (and `replay`); returns the process exit status."""
+def startup_failed(message: str, status: int) -> int:
+    """Report why the service cannot start, as one log line in the configured format (a JSON
+    line under LOG_FORMAT=json, which log pipelines parse), and return the exit status."""
+    log.error("start-up failed: %s", message, extra={"exit_status": status})
+    return status
+
+
+def _log_format_from_environment() -> logs.LogFormat:
+    """LOG_FORMAT as given, for the settings' own error (the settings could not be read)."""
+    value = os.environ.get("LOG_FORMAT", "auto").strip().lower()
+    return value if value in ("json", "console") else "auto"  # type: ignore[return-value]
+
+
+ReplayWatch = Callable[[Pipeline], AbstractContextManager[object]]
+
+
+def run_service(
+    replay: Replay | None = None,
+    group_id: str | None = None,
+    *,
+    watch: ReplayWatch | None = None,
+    dry_run: DryRunReport | None = None,
+    **overrides: Any,
+) -> int:
+    """Entry point of `clevertap-consumer run` (and `replay`); returns the process exit status.
+
+    `overrides` are settings given on the command line (`--bootstrap-servers`), which win over
+    the environment; `watch` wraps a replay (its progress display and summary); `dry_run`
+    makes the replay a dry run that fills this report (see consumer/dry_run.py). Exit status:
+    2 a setting to fix, 1 Kafka unreachable or failing (or a replay cut short), 0 done.
+    """
+    if group_id:
+        overrides["kafka_group_id"] = group_id
     try:
-        settings = load_settings(**({"kafka_group_id": group_id} if group_id else {}))
+        settings = load_settings(**overrides)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        logs.configure_logging("INFO", _log_format_from_environment())
+        return startup_failed(str(exc), 2)
+    logs.configure_logging(settings.log_level, settings.log_format)
+    logs.register_settings_secrets(settings)
     try:
-        pipeline, obs, deliverer = build(settings, replay)
+        pipeline, obs, deliverer, reloader = build(settings, replay, dry_run)
+        deletion = build_deletion(settings) if replay is None else None  # never in a dry run
+    except BrokerUnreachableError as exc:
+        return startup_failed(str(exc), 1)
     except (ConfigError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return startup_failed(str(exc), 2)
 
     stop = threading.Event()
 
@@ -133,6 +258,9 @@ def run_service(replay: Replay | None = None, group_id: str | None = None) -> in
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if reloader is not None:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: reloader.request())
+        reloader.start()
     tune_gc()
     deliverer.start()
     log.info(
@@ -143,17 +271,31 @@ def run_service(replay: Replay | None = None, group_id: str | None = None) -> in
             "port": obs.server.port,
         },
     )
+    deletion_thread = None
+    if deletion is not None:
+        deletion_thread = threading.Thread(target=deletion.run, args=(stop,), name="deletion", daemon=True)
+        deletion_thread.start()
+        log.info(
+            "user deletion on", extra={"topic": deletion.options.topic, "group": deletion.options.group_id}
+        )
     try:
         if replay is None:
             pipeline.run(stop)
-        elif not pipeline.replay(stop, replay.since_ms, replay.until_ms):
+            return 0
+        with watch(pipeline) if watch is not None else nullcontext():
+            complete = pipeline.replay(stop, replay.since_ms, replay.until_ms)
+        if not complete:
             log.warning("replay interrupted before the end of the range", extra=dict(pipeline.stats))
             return 1
-        else:
-            log.info("replay complete", extra=dict(pipeline.stats))
+        log.info("replay complete", extra=dict(pipeline.stats))
     except KafkaException as exc:
         log.error("stopping on a fatal Kafka error: %s", exc)
         return 1
     finally:
+        stop.set()
+        if deletion_thread is not None:
+            deletion_thread.join(30)
+        if reloader is not None:
+            reloader.close()
         obs.close()
     return 0

@@ -94,6 +94,10 @@ class Settings(ClientSettings):
         None, description="Static membership id (e.g. the pod name); empty for dynamic membership."
     )
     kafka_session_timeout_ms: int = Field(45000, ge=1000, description="Consumer session.timeout.ms.")
+    kafka_regulation_topic: str | None = Field(
+        None,
+        description="Topic of user-deletion (regulation) requests, consumed in the group `<KAFKA_GROUP_ID>-regulation`; unset: deletion off.",
+    )
 
     # Decoding
 
@@ -139,6 +143,14 @@ class Settings(ClientSettings):
 
     # Dead letters
     dlq_topic: str = Field(DEFAULT_DLQ_TOPIC, min_length=1, description="Dead-letter topic.")
+    dlq_topic_partitions: int = Field(
+        3, ge=1, description="Partitions of the DLQ topic when the service creates it."
+    )
+    dlq_topic_retention_ms: int = Field(
+        14 * 24 * 3600 * 1000,
+        ge=-1,
+        description="retention.ms of the DLQ topic when the service creates it (-1: forever).",
+    )
 
     # Operations
     metrics_host: str = Field("0.0.0.0", description="Address for /metrics, /healthz, /readyz.")

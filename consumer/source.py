@@ -14,8 +14,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from . import metrics
-from .offsets import Headers, TopicPartitionKey
+from . import metrics, offset_map
+from .offsets import CommitPoint, Headers, TopicPartitionKey
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class Source:
         self._fresh: PartitionSet = set()
         self._held: dict[TopicPartitionKey, float] = {}
         self.fatal: KafkaError | None = None
+        # Lowered to 0 (plain watermark commits) if the broker's offset.metadata.max.bytes is
+        # smaller than Kafka's default and it refuses our offset maps.
+        self.metadata_limit = offset_map.MAX_METADATA_BYTES
 
     # --- group membership --------------------------------------------------------------------
 
@@ -161,6 +164,12 @@ class Source:
         if err is not None and err.code() == KafkaError._NO_OFFSET:
             return
         failed = [p for p in partitions if p.error is not None]
+        too_large = KafkaError.OFFSET_METADATA_TOO_LARGE
+        if self.metadata_limit and any(
+            e is not None and e.code() == too_large for e in [err, *(p.error for p in failed)]
+        ):
+            self.metadata_limit = 0
+            log.warning("broker refused the offset map as too large; committing plain watermarks from now on")
         if err is not None or failed:
             metrics.commits.labels("failure").inc()
             detail = err.str() if err is not None else str(failed[0].error)
@@ -244,6 +253,46 @@ class Source:
             self._consumer.store_offsets(offsets=owned)
         except KafkaException as exc:  # _STATE: a partition went away between check and call
             log.debug("offset store skipped", extra={"error": str(exc)})
+
+    def committed(
+        self, partitions: PartitionSet, timeout: float = 10.0
+    ) -> dict[TopicPartitionKey, CommitPoint]:
+        """The group's committed offsets and their metadata (offset maps) for `partitions`;
+        partitions with no commit yet are left out. Errors leave a partition out too: its new
+        owner then only loses the shortcut, never a record."""
+        if not partitions:
+            return {}
+        try:
+            found = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        except KafkaException as exc:
+            log.warning("could not read committed offsets", extra={"error": str(exc)})
+            return {}
+        return {
+            (tp.topic, tp.partition): (tp.offset, tp.metadata or "")
+            for tp in found
+            if tp.error is None and tp.offset >= 0
+        }
+
+    def commit(self, points: dict[TopicPartitionKey, CommitPoint]) -> None:
+        """Commit offsets with their offset maps now (asynchronously), for partitions we own.
+
+        Also stored, so the commit librdkafka makes on revocation and close carries them. An
+        explicit commit is needed besides: librdkafka's auto-commit skips a partition whose
+        offset did not move, and a pinned watermark with a growing map is exactly the case
+        worth committing.
+        """
+        owned = [
+            TopicPartition(t, p, o, metadata=m)
+            for (t, p), (o, m) in points.items()
+            if (t, p) in self.assignment
+        ]
+        if not owned:
+            return
+        try:
+            self._consumer.store_offsets(offsets=owned)
+            self._consumer.commit(offsets=owned, asynchronous=True)
+        except KafkaException as exc:  # _STATE: a partition went away between check and call
+            log.debug("offset commit skipped", extra={"error": str(exc)})
 
     def close(self) -> None:
         """Leave the group; librdkafka commits the stored offsets first."""

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from .check_config import check_config
+from .delete_users import delete_users
 from .dlq import dlq
 from .fake_clevertap import fake_clevertap
 from .produce import produce
@@ -26,6 +27,7 @@ def main() -> None:
 
 
 main.add_command(check_config)
+main.add_command(delete_users)
 main.add_command(dlq)
 main.add_command(fake_clevertap)
 main.add_command(produce)

@@ -17,6 +17,13 @@ def bootstrap_servers_option() -> Callable[[FC], FC]:
     )
 
 
+def format_option(default: str, help: str) -> Callable[[FC], FC]:
+    """`--format`: a person's rendering (`default`) or JSON for scripts."""
+    return click.option(
+        "--format", "fmt", type=click.Choice([default, "json"]), default=default, show_default=True, help=help
+    )
+
+
 def delivery_timeout_option(what: str) -> Callable[[FC], FC]:
     """`--delivery-timeout`: how long the tools' producers wait before a record counts as lost."""
     return click.option(

@@ -13,7 +13,7 @@ from ..dlq import Stage
 if TYPE_CHECKING:
     from ..dlq_admin import DlqReader, DlqSettings, Filters, RedriveCounts, Summary
 
-from ._options import bootstrap_servers_option, delivery_timeout_option, time_value
+from ._options import bootstrap_servers_option, delivery_timeout_option, format_option, time_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -134,13 +134,9 @@ def dlq() -> None:
 @dlq.command("inspect")
 @_filter_options
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after N matching records.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table: counts by stage, reason, CleverTap code, destination and source topic;"
+@format_option(
+    "table",
+    "table: counts by stage, reason, CleverTap code, destination and source topic;"
     " json: one object per record.",
 )
 @click.option(

@@ -4,7 +4,16 @@
 batches and drains `BatchResult`s, and routes their `Failure`s to the DLQ.
 """
 
-from ._deliverer import FAILURE_REASONS, BatchResult, ClientFactory, Deliverer
+from ._client import HTTP_ERRORS
+from ._deliverer import FAILURE_REASONS, RETRY_REASONS, BatchResult, ClientFactory, Deliverer
 from ._options import DeliveryOptions
 
-__all__ = ["FAILURE_REASONS", "BatchResult", "ClientFactory", "Deliverer", "DeliveryOptions"]
+__all__ = [
+    "FAILURE_REASONS",
+    "HTTP_ERRORS",
+    "RETRY_REASONS",
+    "BatchResult",
+    "ClientFactory",
+    "Deliverer",
+    "DeliveryOptions",
+]

@@ -32,6 +32,10 @@ class NoReply:
     detail: str
 
 
+# Every `error` label value of http_request_errors_total this module emits.
+HTTP_ERRORS = ("timeout", "connect", "reset", "other")
+
+
 def _error_kind(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
@@ -39,11 +43,7 @@ def _error_kind(exc: httpx.TransportError) -> str:
         return "connect"
     if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
         return "reset"  # the server went away mid-request
-    return "network"
-
-
-def status_class(status: int) -> str:
-    return f"{status // 100}xx"
+    return "other"
 
 
 async def post_upload(client: httpx.AsyncClient, target: Target, body: bytes) -> Reply | NoReply:
@@ -59,7 +59,6 @@ async def post_upload(client: httpx.AsyncClient, target: Target, body: bytes) ->
         kind = _error_kind(exc)
         metrics.http_request_errors.labels(kind).inc()
         return NoReply(kind, f"{type(exc).__name__}: {exc}"[:300])
-    cls = status_class(response.status_code)
-    metrics.http_responses.labels(cls).inc()
-    metrics.http_request_duration.labels(cls).observe(time.perf_counter() - started)
+    # Per account and exact status too: the 401/403 alert and the 429 panel read that series.
+    metrics.observe_response(target.account_id, response.status_code, time.perf_counter() - started)
     return Reply(response.status_code, response.content)

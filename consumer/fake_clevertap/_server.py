@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +34,11 @@ from ._validate import E_MISC, check_records
 HANG_SECONDS = 600.0
 _POLL_SECONDS = 0.05
 _PASSCODE_HEADER = "x-clevertap-passcode"
+# CleverTap's Delete Profile API (clevertap-api.md §6): ≤ 100 values per request, one key,
+# 3 concurrent requests per account, counted apart from the 15 of /1/upload.
+DELETE_PATH = "/1/delete/profiles.json"
+MAX_DELETE_VALUES = 100
+MAX_DELETE_CONCURRENT = 3
 _5XX_STATUSES = (500, 502, 503, 504)
 
 
@@ -48,6 +54,9 @@ class Faults:
     partial_rate: float = 0.0
     latency_ms: float = 0.0
     down: bool = False
+    # Answer every request 401 (`true`) or 403 (`"forbidden"`), as CleverTap does for a wrong
+    # passcode or region: lets a test revoke and restore credentials without a new config.
+    refuse: bool | str = False
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Faults:
@@ -61,6 +70,9 @@ class Faults:
             if name == "down":
                 if not isinstance(value, bool):
                     raise ValueError("down must be true or false")
+            elif name == "refuse":
+                if value not in (True, False, "forbidden"):
+                    raise ValueError('refuse must be true, false or "forbidden"')
             elif isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number")
             elif name == "latency_ms" and value < 0:
@@ -110,6 +122,7 @@ class FakeState:
     in_flight: Counter[str] = field(default_factory=Counter)
     max_seen: dict[str, int] = field(default_factory=dict)
     accepted: list[_Accepted] = field(default_factory=list)
+    deletions: list[dict[str, Any]] = field(default_factory=list)
 
     def authorized(self, account: str, passcode: str | None) -> bool:
         if not account or not passcode:
@@ -154,14 +167,14 @@ class FakeState:
             partial_seed=seed,
         )
 
-    def enter(self, account: str) -> bool:
+    def enter(self, account: str, cap: int | None = None) -> bool:
         """Count one more request in flight for `account`; False (and not counted) over the cap.
         The peak includes the refused request: that is what shows a client exceeded the cap."""
         with self.lock:
             self.in_flight[account] += 1
             now = self.in_flight[account]
             self.max_seen[account] = max(self.max_seen.get(account, 0), now)
-            if now > self.max_concurrent:
+            if now > (self.max_concurrent if cap is None else cap):
                 self.in_flight[account] -= 1
                 return False
             return True
@@ -195,6 +208,7 @@ class FakeState:
             self.unprocessed.clear()
             self.max_seen.clear()
             self.accepted.clear()
+            self.deletions.clear()
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -216,7 +230,12 @@ class FakeState:
                     for a in sorted(accounts)
                 },
                 "max_concurrency": dict(self.max_seen),
+                "deletions": len(self.deletions),
             }
+
+    def deleted(self, account: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [d for d in self.deletions if account is None or d["account"] == account]
 
     def records(self, account: str | None) -> dict[str, Any]:
         with self.lock:
@@ -300,15 +319,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, orjson.dumps(state.records(account)))
         elif url.path == "/_fake/stats":
             self._reply(200, orjson.dumps(state.stats()))
+        elif url.path == "/_fake/deletions":
+            account = parse_qs(url.query).get("account", [None])[0]
+            self._reply(200, orjson.dumps({"deletions": state.deleted(account)}))
         else:
             self._reply(404, _fail_body(404, "Not Found"))
 
     def do_POST(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
         body = self._read_body()
-        if path == "/1/upload":
-            self._upload(body)
-        elif path == "/_fake/faults":
+        if url.path == "/1/upload":
+            self._upload(body, dry_run=parse_qs(url.query).get("dryRun") == ["1"])
+        elif url.path == DELETE_PATH:
+            self._delete(body)
+        elif url.path == "/_fake/faults":
             try:
                 raw = orjson.loads(body or b"{}")
                 if not isinstance(raw, dict):
@@ -316,35 +340,80 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, orjson.dumps(self.server.state.set_faults(raw)))
             except (ValueError, orjson.JSONDecodeError) as exc:
                 self._reply(400, _fail_body(400, str(exc)))
-        elif path == "/_fake/reset":
+        elif url.path == "/_fake/reset":
             self.server.state.reset()
             self._reply(200, b'{"status":"ok"}')
         else:
             self._reply(404, _fail_body(404, "Not Found"))
 
-    def _upload(self, body: bytes) -> None:
+    def _serve_api(
+        self,
+        body: bytes,
+        process: Callable[[str, bytes, Faults], tuple[int, bytes] | None],
+        slot_suffix: str = "",
+        cap: int | None = None,
+    ) -> None:
+        """What every CleverTap API does first: faults, credentials, the per-account cap."""
         state = self.server.state
         account = self.headers.get("X-CleverTap-Account-Id", "")
         faults = state.faults_for(account)
         if faults.down:
             self._fail(503, "Service Unavailable")
             return
+        if faults.refuse:
+            self._fail(403, "Forbidden") if faults.refuse == "forbidden" else self._fail(
+                401, "Invalid Credentials"
+            )
+            return
         if not state.authorized(account, self.headers.get("X-CleverTap-Passcode")):
             self._fail(401, "Invalid Credentials")
             return
-        if not state.enter(account):
+        slot = account + slot_suffix
+        if not state.enter(slot, cap):
             self._fail(429, "Too many concurrent requests")
             return
         try:
-            reply = self._process(account, body, faults)
+            reply = process(account, body, faults)
         finally:
             # Leave before answering: a client that got its answer may send the next request at
             # once, and must not find this one still counted against the cap.
-            state.leave(account)
+            state.leave(slot)
         if reply is not None:
             self._send(*reply)
 
-    def _process(self, account: str, body: bytes, faults: Faults) -> tuple[int, bytes] | None:
+    def _upload(self, body: bytes, *, dry_run: bool = False) -> None:
+        self._serve_api(body, lambda account, b, faults: self._process(account, b, faults, dry_run))
+
+    def _delete(self, body: bytes) -> None:
+        """`POST /1/delete/profiles.json`: the same faults, credentials and reply shapes as an
+        upload, CleverTap's own cap of 3 concurrent deletions per account, and its body rules."""
+        self._serve_api(body, self._process_delete, " (delete)", MAX_DELETE_CONCURRENT)
+
+    def _process_delete(self, account: str, body: bytes, faults: Faults) -> tuple[int, bytes]:
+        state = self.server.state
+        draw = state.draw(faults)
+        if faults.latency_ms:
+            state.wake.wait(faults.latency_ms / 1000)
+        if draw.throttle:
+            return 429, _fail_body(429, "Too many concurrent requests")
+        if draw.error_status is not None:
+            return draw.error_status, _fail_body(draw.error_status, "Internal Server Error")
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        problem = delete_problem(doc)
+        if problem is not None:
+            return 400, _fail_body(400, problem)
+        key = "identity" if "identity" in doc else "guid"
+        values = doc[key] if isinstance(doc[key], list) else [doc[key]]
+        with state.lock:
+            state.deletions.append({"account": account, key: values})
+        return 200, b'{"status":"success"}'
+
+    def _process(
+        self, account: str, body: bytes, faults: Faults, dry_run: bool = False
+    ) -> tuple[int, bytes] | None:
         state = self.server.state
         wake = state.wake
         draw = state.draw(faults)
@@ -399,9 +468,30 @@ class _Handler(BaseHTTPRequestHandler):
         codes = [code for code, _ in errors.values()]
         processed = len(records) - len(skipped)
         headers = {k: v for k, v in self.headers.items() if k.lower() != _PASSCODE_HEADER}
-        state.accept(_Accepted(account, headers, body, frozenset(skipped)), len(records), codes)
+        if dry_run:  # `?dryRun=1`: checked and answered as usual, nothing stored or counted
+            state.count("dry_run")
+        else:
+            state.accept(_Accepted(account, headers, body, frozenset(skipped)), len(records), codes)
         status = "success" if not skipped else ("partial" if processed else "fail")
         return 200, orjson.dumps({"status": status, "processed": processed, "unprocessed": unprocessed})
+
+
+def delete_problem(doc: Any) -> str | None:
+    """CleverTap's checks on a Delete Profile body: exactly one of `identity` / `guid`, a string
+    or a list of 1-100 strings. The text of the 400 when the body is refused, else None."""
+    if not isinstance(doc, dict):
+        return "Malformed request"
+    keys = [k for k in ("identity", "guid") if k in doc]
+    if len(keys) != 1:
+        return "Pass either identity or guid, not both" if keys else "identity or guid is required"
+    values = doc[keys[0]]
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+        return f"{keys[0]} must be a string or a list of strings"
+    if len(values) > MAX_DELETE_VALUES:
+        return f"at most {MAX_DELETE_VALUES} values per request"
+    return None
 
 
 class _HTTPServer(ThreadingHTTPServer):

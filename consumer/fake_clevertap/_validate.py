@@ -40,6 +40,12 @@ E_STRUCTURE = 512
 E_RESTRICTED = (513, "Event Name is incorrect. ErrorCode: 513 - Trying to raise a restricted system event.")
 E_GENDER = (514, "Profile data is incorrect. ErrorCode: 514 - Gender must be M or F.")
 E_EMAIL = (515, "Profile data is incorrect. ErrorCode: 515 - Email is invalid.")
+E_EMPLOYED = (517, "Profile data is incorrect. ErrorCode: 517 - Employed must be Y or N.")
+E_EDUCATION = (
+    518,
+    "Profile data is incorrect. ErrorCode: 518 - Education must be School, College or Graduate.",
+)
+E_MARRIED = (519, "Profile data is incorrect. ErrorCode: 519 - Married must be Y or N.")
 E_PHONE = (
     516,
     "Profile data is incorrect. ErrorCode: 516 - Phone must be in E.164 format (+<country><number>).",
@@ -66,7 +72,21 @@ E_TOKEN_KEYS = (
 E_MISC = (555, "Miscellaneous server error. ErrorCode: 555 - Please retry.")
 
 
-_CHECKED_PROFILE_KEYS = {"Gender": E_GENDER, "Email": E_EMAIL, "Phone": E_PHONE}
+_CHECKED_PROFILE_KEYS = {
+    "Gender": E_GENDER,
+    "Email": E_EMAIL,
+    "Phone": E_PHONE,
+    "Employed": E_EMPLOYED,
+    "Education": E_EDUCATION,
+    "Married": E_MARRIED,
+}
+# CleverTap's closed vocabularies for standard profile fields (clevertap-api.md §3.2).
+_ALLOWED_VALUES = {
+    "Gender": ("M", "F"),
+    "Employed": ("Y", "N"),
+    "Married": ("Y", "N"),
+    "Education": ("School", "College", "Graduate"),
+}
 
 
 def _structure(detail: str) -> Error:
@@ -133,8 +153,9 @@ def _check_profile_data(data: dict[Any, Any]) -> Error | None:
         if isinstance(value, str):
             if _too_long(value, MAX_VALUE_BYTES):
                 return _structure(f"a value is longer than {MAX_VALUE_BYTES} bytes")
-            if key == "Gender" and value not in ("M", "F"):
-                return E_GENDER
+            allowed = _ALLOWED_VALUES.get(key)
+            if allowed is not None and value not in allowed:
+                return _CHECKED_PROFILE_KEYS[key]
             if key == "Email" and not _EMAIL.fullmatch(value):
                 return E_EMAIL
             if key == "Phone" and not _E164.fullmatch(value):

@@ -33,6 +33,7 @@ from ._preflight import (
     may_be_restricted,
     object_items,
 )
+from ._profile_values import checked_amount, flat_item
 from ._results import new_accepted, new_record
 from ._ts import default_ts, iso_date_value, rfc3339_seconds, rudderstack_ts
 from ._types import Accepted, Fix, Rejected
@@ -246,6 +247,10 @@ def _charged_data(properties: dict[str, Any], fixes: list[Fix]) -> dict[str, Any
     for source, target in (("checkout_id", "Charged ID"), ("revenue", "Amount")):
         value = properties.get(source)
         if present(value):
+            if target == "Amount":
+                value = checked_amount(value, fixes)
+                if value is None:
+                    continue
             data[target] = value
     products = properties.get("products")
     if present(products):
@@ -255,7 +260,7 @@ def _charged_data(properties: dict[str, Any], fixes: list[Fix]) -> dict[str, Any
         items = object_items(items, fixes)
         if not items:
             return REJECT_BAD_PRODUCTS
-        data["Items"] = items
+        data["Items"] = [flat_item(item, i, fixes) for i, item in enumerate(items)]
     for key, value in properties.items():
         if key not in _CHARGED_SOURCES:
             set_path(data, key, value)

@@ -23,12 +23,14 @@ from typing import Any, Final
 from ._identity import usable, usable_user_id_full, usable_user_id_only, user_id_full, user_id_only
 from ._js import own_entries, present, set_path, stringify, to_string, truthy
 from ._preflight import SAFE_KEY_CHARS, SAFE_VALUE_CHARS, checked_phone, checked_value, drop_long_key
+from ._profile_values import checked_email, checked_gender, checked_msg_flags, checked_yes_no, profile_command
 from ._results import new_accepted, new_record
 from ._tokens import token_record
 from ._ts import default_ts, dob_value, iso_date_value, rfc3339_seconds, rudderstack_ts
 from ._types import Accepted, Fix, Rejected
 from ._vocab import (
     INVALID_DATE,
+    NAME_FROM_PART,
     NOT_AN_OBJECT_FIELD,
     REJECT_ALIAS_WITHOUT_IDS,
     REJECT_IDENTIFY_WITHOUT_ID,
@@ -265,7 +267,19 @@ _NOT_DATES: Final = _STANDARD_KEYS | _CHECKED_APART
 def _profile_default(
     message: Mapping[str, Any], traits: dict[str, Any] | None, ctx: dict[str, Any] | None, fixes: list[Fix]
 ) -> dict[str, Any]:
-    profile = _standard(message, traits or _EMPTY, ctx or _EMPTY)
+    t_src, c_src = traits or _EMPTY, ctx or _EMPTY
+    profile = _standard(message, t_src, c_src)
+    if "Name" not in profile:  # RudderStack needs both parts; one is still the user's name
+        first = _pick_any(t_src, c_src, _FIRST_NAMES)
+        last = _pick_any(t_src, c_src, _LAST_NAMES)
+        part = first if truthy(first) else last
+        if truthy(part):
+            profile["Name"] = to_string(part)
+            fixes.append(fix(NAME_FROM_PART, "Name", dropped=False))
+    if "Gender" not in profile:  # present but not in RudderStack's table: say so
+        raw = _pick_any(t_src, c_src, ("gender",))
+        if raw is not None:
+            profile["Gender"] = raw  # checked (mapped or dropped, reported) after the overrides
     _custom(profile, traits)
     _custom(profile, ctx)
     out: dict[str, Any] = {}
@@ -286,6 +300,12 @@ def _profile_default(
                         out[key] = cut
                     continue
         elif t is dict or t is list:
+            if t is dict and value:
+                is_command, command = profile_command(key, value, fixes)
+                if is_command:
+                    if command is not None:
+                        out[key] = command
+                    continue
             if key not in KEPT_AS_OBJECTS and key not in _CHECKED_APART:
                 text = stringify(value)
                 if len(text) > SAFE_VALUE_CHARS:
@@ -313,15 +333,24 @@ def _profile_default(
                 keep, value = checked_value(key, given, False, fixes)
                 if keep:
                     out[key] = value
-    # After the overrides: CleverTap refuses a bad Phone or DOB whoever set it.
-    for key, check in (("Phone", checked_phone), ("DOB", _dob)):
+    # After the overrides: CleverTap refuses a bad standard field whoever set it.
+    for key, check in _STANDARD_CHECKS:
         if key in out:
             value = check(out[key], fixes)
             if value is None:
                 del out[key]
             else:
                 out[key] = value
+    checked_msg_flags(out, fixes)
     return out
+
+
+def _employed(value: Any, fixes: list[Fix]) -> Any:
+    return checked_yes_no("Employed", value, fixes)
+
+
+def _married(value: Any, fixes: list[Fix]) -> Any:
+    return checked_yes_no("Married", value, fixes)
 
 
 def _dob(value: Any, fixes: list[Fix]) -> str | None:
@@ -334,6 +363,16 @@ def _dob(value: Any, fixes: list[Fix]) -> str | None:
     if date is None:
         fixes.append(fix(INVALID_DATE, "DOB", dropped=True))
     return date
+
+
+_STANDARD_CHECKS: Final = (
+    ("Email", checked_email),
+    ("Phone", checked_phone),
+    ("Gender", checked_gender),
+    ("Employed", _employed),
+    ("Married", _married),
+    ("DOB", _dob),
+)
 
 
 def _ts_default(

@@ -47,9 +47,25 @@ CHARGED_ITEMS: Final = "charged_items"
 INVALID_DATE: Final = "invalid_date"
 INVALID_TIMESTAMP: Final = "invalid_timestamp"
 NOT_AN_OBJECT_FIELD: Final = "not_an_object"
+INVALID_EMAIL: Final = "invalid_email"
+YES_NO: Final = "yes_no"
+MSG_FLAG: Final = "msg_flag"
+NAME_FROM_PART: Final = "name_from_part"
+GENDER: Final = "gender"
+AMOUNT: Final = "amount"
+ITEM_NESTED: Final = "charged_item_nested"
+PROFILE_COMMAND: Final = "profile_command"
 
 FIX_KINDS: Final = frozenset(
     {
+        INVALID_EMAIL,
+        YES_NO,
+        MSG_FLAG,
+        NAME_FROM_PART,
+        GENDER,
+        AMOUNT,
+        ITEM_NESTED,
+        PROFILE_COMMAND,
         KEY_TOO_LONG,
         VALUE_TOO_LONG,
         TOO_MANY_PROPERTIES,

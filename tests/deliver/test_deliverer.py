@@ -174,7 +174,7 @@ def test_429_lowers_the_limit_and_everything_still_arrives(
     start_fake: Callable[..., FakeCleverTapProcess], deliverers: Callable[[DeliveryOptions], Deliverer]
 ) -> None:
     fake = start_fake(max_concurrent=3, faults={"latency_ms": 100})
-    retries_before = _sample("delivery_retries_total", reason="429")
+    retries_before = _sample("delivery_retries_total", reason="throttled")
     deliverer = deliverers(FAST)
     to = target(fake.upload_url, ONE, PASS_ONE)
     batches = [make_batch(to, [event(f"u{b}-{i}") for i in range(5)]) for b in range(30)]
@@ -185,7 +185,7 @@ def test_429_lowers_the_limit_and_everything_still_arrives(
     assert _failures(results) == []
     assert len(fake.records(ONE)) == 150
     assert fake.stats()["requests"]["429"] >= 1
-    assert _sample("delivery_retries_total", reason="429") - retries_before >= 1
+    assert _sample("delivery_retries_total", reason="throttled") - retries_before >= 1
     assert _sample("concurrency_limit", account=ONE) < 15
 
 
@@ -211,7 +211,7 @@ def test_5xx_timeouts_and_resets_are_retried_until_delivered(
     # With seed 15 the fake's first three draws are a timeout, a reset and a 5xx, and the first
     # 12 requests (one per batch, in whatever order they arrive) take the first 12 draws.
     fake_clevertap.set_faults(status_5xx_rate=0.3, reset_rate=0.15, timeout_rate=0.1, seed=15)
-    network_before = _sample("delivery_retries_total", reason="network")
+    network_before = _sample("delivery_retries_total", reason="connection")
     deliverer = deliverers(replace(FAST, timeout_s=0.5, max_attempts=30))
     to = target(fake_clevertap.upload_url, ONE, PASS_ONE)
     batches = [make_batch(to, [event(f"u{b}-{i}") for i in range(20)]) for b in range(12)]
@@ -227,7 +227,7 @@ def test_5xx_timeouts_and_resets_are_retried_until_delivered(
     assert requests.get("timeout", 0) > 0
     assert requests.get("reset", 0) > 0
     assert sum(n for status, n in requests.items() if status.startswith("5")) > 0
-    assert _sample("delivery_retries_total", reason="network") - network_before > 0
+    assert _sample("delivery_retries_total", reason="connection") - network_before > 0
 
 
 def test_attempts_run_out_into_retries_exhausted_failures(

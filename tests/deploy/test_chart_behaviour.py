@@ -319,6 +319,20 @@ def test_config_changes_roll_the_pods() -> None:
     assert _checksums(unrelated) == before
 
 
+def test_destinations_update_reload_changes_the_configmap_without_rolling_the_pods() -> None:
+    live = merge(scenario("sasl"), {"destinationsUpdate": "reload"})
+    before = _checksums(live)
+    assert set(before) == {"checksum/secret"}, "Kafka credentials still roll the pods"
+    region = merge(live, {"destinations": {"web": {"region": "sg1"}}})
+    assert _checksums(region) == before
+    rendered = render(region)
+    [configmap] = [c for c in rendered.all("ConfigMap") if "destinations.json" in c.get("data", {})]
+    assert '"sg1"' in configmap["data"]["destinations.json"]
+    # Mounted as a folder (no subPath), so the kubelet's `..data` swap reaches the pod.
+    [mount] = [m for m in rendered.container()["volumeMounts"] if m["name"] == "destinations"]
+    assert "subPath" not in mount
+
+
 # --------------------------------------------------------------------------- probes and shutdown
 
 

@@ -85,10 +85,10 @@ def test_poison_messages_go_to_the_dlq_with_reasons_and_their_offsets_commit(bed
     good = {"type": "track", "event": "Signed Up", "userId": "u1", "destinationId": "dest-one"}
     unknown = {**good, "destinationId": "nobody"}
     anonymous = {"type": "track", "event": "Signed Up", "anonymousId": "a1", "destinationId": "dest-one"}
-    bad_email = {
+    bad_education = {  # the default profile sends Education as given; CleverTap refuses it (518)
         "type": "identify",
         "userId": "u2",
-        "traits": {"email": "not-an-email"},
+        "traits": {"education": "PhD"},
         "destinationId": "dest-one",
     }
     values = [
@@ -96,7 +96,7 @@ def test_poison_messages_go_to_the_dlq_with_reasons_and_their_offsets_commit(bed
         b"\x13 definitely not avro",
         bed.encoder.encode(unknown),
         bed.encoder.encode(anonymous),
-        bed.encoder.encode(bad_email),
+        bed.encoder.encode(bad_education),
         bed.encoder.encode({**good, "userId": "u3"}),
     ]
     bed.kafka.produce(bed.topic, values, partition=0)
@@ -124,7 +124,7 @@ def test_poison_messages_go_to_the_dlq_with_reasons_and_their_offsets_commit(bed
         assert headers["dlq.source.partition"] == "0"
         assert headers["dlq.message"]
         assert "pass-one" not in str(headers), "never the passcode"
-    assert {k: (v or b"").decode() for k, v in message_headers(dead[4])}["dlq.clevertap.code"] == "515"
+    assert {k: (v or b"").decode() for k, v in message_headers(dead[4])}["dlq.clevertap.code"] == "518"
     assert "dlq.destination.id" not in dict(message_headers(dead[2])), "an unknown id routes nowhere"
     assert {k: (v or b"").decode() for k, v in message_headers(dead[3])}["dlq.destination.id"] == "dest-one"
     assert sorted(r["identity"] for r in bed.fake.records("ACC-ONE") if r.get("type") == "event") == [

@@ -53,7 +53,7 @@ def exercise_every_metric() -> None:
     m.decode_failures.labels(reason="avro_error").inc()
     m.records_transformed.labels(destination=DESTINATION).inc(8)
     m.events_rejected.labels(stage="transform", reason="missing_identity").inc()
-    m.events_filtered.labels(destination=DESTINATION).inc()
+    m.events_filtered.labels(destination=DESTINATION, reason="event_filter").inc()
     m.transform_fixes.labels(kind="key_too_long", action="dropped").inc()
 
     m.batch_records.observe(8)

@@ -33,7 +33,7 @@ STABLE: dict[str, tuple[str, ...]] = {
     "decode_failures": ("reason",),
     "records_transformed": ("destination",),
     "events_rejected": ("stage", "reason"),
-    "events_filtered": ("destination",),
+    "events_filtered": ("destination", "reason"),
     "transform_fixes": ("kind", "action"),
     "batch_records": (),
     "batch_bytes": (),
@@ -53,6 +53,9 @@ STABLE: dict[str, tuple[str, ...]] = {
     "dead_lettered": ("stage", "reason"),
     "dlq_publish_failures": (),
     "build_info": (),
+    "deletion_requests": ("outcome",),
+    "deleted_ids": (),
+    "deletion_calls": ("account", "status"),
 }
 
 
@@ -111,7 +114,13 @@ def test_initialise_creates_the_series_alerts_rely_on_at_zero() -> None:
         topics=["init-topic"],
         accounts=["init-acc"],
         destinations=["init-dest"],
-        reasons={"transform": ["init_reason"], "deliver": ["init_deliver_reason"]},
+        reasons={
+            "route": ["unknown_destination"],
+            "transform": ["init_reason"],
+            "deliver": ["init_deliver_reason"],
+        },
+        retry_reasons=["init_retry"],
+        http_errors=["init_error"],
         fix_kinds=["init_fix"],
         concurrency=7,
     )
@@ -124,7 +133,9 @@ def test_initialise_creates_the_series_alerts_rely_on_at_zero() -> None:
     assert get("clevertap_consumer_concurrency_limit", {"account": "init-acc"}) == 7
     assert get("clevertap_consumer_records_consumed_total", {"topic": "init-topic"}) == 0
     assert get("clevertap_consumer_records_transformed_total", {"destination": "init-dest"}) == 0
-    # Known and stage-supplied reasons, each only under its own stage.
+    assert get("clevertap_consumer_delivery_retries_total", {"reason": "init_retry"}) == 0
+    assert get("clevertap_consumer_http_request_errors_total", {"error": "init_error"}) == 0
+    # Stage-supplied reasons, each only under its own stage.
     dlq = "clevertap_consumer_dlq_records_total"
     assert get(dlq, {"stage": "route", "reason": "unknown_destination"}) == 0
     assert get(dlq, {"stage": "transform", "reason": "init_reason"}) == 0

@@ -40,6 +40,13 @@ class FakeCleverTapProcess:
         requests: list[dict[str, Any]] = self._records(account)["requests"]
         return requests
 
+    def deletions(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Accepted Delete Profile requests: `{"account", "identity" | "guid": [...]}`, in order."""
+        reply = self._control.get("/_fake/deletions", params={"account": account} if account else None)
+        reply.raise_for_status()
+        deletions: list[dict[str, Any]] = reply.json()["deletions"]
+        return deletions
+
     def stats(self) -> dict[str, Any]:
         reply = self._control.get("/_fake/stats")
         reply.raise_for_status()
