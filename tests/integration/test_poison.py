@@ -3,6 +3,7 @@ service keeps running, and the partition's offsets reach the end (nothing stalls
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 
@@ -11,8 +12,16 @@ from confluent_kafka import Producer
 
 from consumer.dlq import TRUNCATED_HEADER
 from consumer.source import message_headers
-from tests.support.poison import ID_HEADER, ONE_MB, Poison, deep_order, encode_deep, garbage
-from tests.support.service import Bed
+from tests.support.poison import (
+    ID_HEADER,
+    ONE_MB,
+    Poison,
+    deep_order,
+    encode_deep,
+    garbage,
+    with_deep_destination,
+)
+from tests.support.service import DESTINATIONS, Bed
 
 pytestmark = pytest.mark.kafka
 
@@ -36,10 +45,11 @@ def produce_raw(bed: Bed, records: Sequence[tuple[str, bytes | None]]) -> None:
 
 def test_deep_nesting_and_one_megabyte_values_are_dead_lettered_not_crash_loops(bed: Bed) -> None:
     rng = random.Random(5)
+    bed.destinations_file.write_text(json.dumps(with_deep_destination(DESTINATIONS)))
     poison = [
-        Poison("deep-1", "deep", encode_deep(deep_order("dest-one", "u1")), "transform", "too_deep"),
+        Poison("deep-1", "deep", encode_deep(deep_order("dest-rs", "u1")), "transform", "too_deep"),
         Poison(
-            "deep-2", "deep", encode_deep(deep_order("dest-two", "u2", depth=600)), "transform", "too_deep"
+            "deep-2", "deep", encode_deep(deep_order("dest-rs", "u2", depth=600)), "transform", "too_deep"
         ),
         Poison("big-1", "one_mb", garbage(rng, ONE_MB), "decode", "avro_error"),
     ]

@@ -41,9 +41,23 @@ def nested(depth: int) -> dict[str, Any]:
     return value
 
 
+#: A destination whose profile keeps nested product values as they are (the default profile
+#: flattens them), so a deeply nested product reaches the JSON writer.
+DEEP_DESTINATION: dict[str, Any] = {
+    "id": "dest-rs",
+    "accountId": "ACC-ONE",
+    "passcode": "pass-one",
+    "profile": "rudderstack",
+}
+
+
+def with_deep_destination(destinations: Mapping[str, Any]) -> dict[str, Any]:
+    return {"destinations": [*destinations["destinations"], DEEP_DESTINATION]}
+
+
 def deep_order(destination_id: str, user: str, depth: int = 300) -> dict[str, Any]:
-    """An Order Completed whose products nest `depth` levels: decodes, transforms, cannot be
-    serialised for CleverTap (orjson stops at 254 levels)."""
+    """An Order Completed whose products nest `depth` levels: decodes, transforms (rudderstack
+    profile), cannot be serialised for CleverTap (orjson stops at 254 levels)."""
     return {
         "type": "track",
         "event": "Order Completed",
@@ -103,7 +117,13 @@ def poison_records(
             out.append(Poison(pid, kind, None, "decode", "empty_value"))
         elif kind == "deep":
             out.append(
-                Poison(pid, kind, encode_deep(deep_order(destination_id, f"pu{i}")), "transform", "too_deep")
+                Poison(
+                    pid,
+                    kind,
+                    encode_deep(deep_order(DEEP_DESTINATION["id"], f"pu{i}")),
+                    "transform",
+                    "too_deep",
+                )
             )
     return out
 
