@@ -28,11 +28,15 @@ class Target:
     account_id: str
     url: str
     passcode: SecretStr
+    # The destination's `onAuthFailure: hold`: records refused with 401/403 wait for the
+    # account's breaker to close instead of going to the DLQ as `auth_failed`.
+    hold_on_auth_failure: bool = False
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Hashed for every record batched: compute it once.
-        object.__setattr__(self, "_hash", hash((self.account_id, self.url, self.passcode.get_secret_value())))
+        key = (self.account_id, self.url, self.passcode.get_secret_value(), self.hold_on_auth_failure)
+        object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
         return self._hash

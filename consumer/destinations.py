@@ -96,6 +96,9 @@ class Destination(BaseModel):
     event_filtering_option: EventFilter = Field(default=EventFilter.DISABLE, alias="eventFilteringOption")
     whitelisted_events: EventNames = Field(default=(), alias="whitelistedEvents")
     blacklisted_events: EventNames = Field(default=(), alias="blacklistedEvents")
+    # HTTP 401/403 opens the account's breaker; its records then go to the DLQ as `auth_failed`
+    # (redrive once fixed; the default: nothing waits) or are held until the breaker closes.
+    on_auth_failure: Literal["dead_letter", "hold"] = Field(default="dead_letter", alias="onAuthFailure")
     # The project token: not used for uploads, kept (as a secret) for CleverTap's attribution API.
     account_token: SecretStr | None = Field(default=None, alias="accountToken")
     consent_management: dict[str, tuple[_ConsentBlock, ...] | None] | tuple[_ConsentBlock, ...] | None = (

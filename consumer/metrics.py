@@ -47,7 +47,7 @@ REBALANCE_EVENTS: Final = ("assigned", "revoked", "lost")
 COMMIT_OUTCOMES: Final = ("success", "failure")
 BATCH_OUTCOMES: Final = ("delivered", "partial", "failed", "unfinished")
 STATUS_CLASSES: Final = ("2xx", "3xx", "4xx", "5xx")
-FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered")
+FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered", "already_done")
 FIX_ACTIONS: Final = ("fixed", "dropped")
 RELOAD_OUTCOMES: Final = ("applied", "invalid")
 FILTER_REASONS: Final = ("event_filter", "integrations_disabled", "consent_denied", "not_replayed")
@@ -215,6 +215,12 @@ concurrency_limit = Gauge(
     "Adaptive limit on concurrent requests per account (at most 15, lowered on 429).",
     ["account"],
 )
+auth_breaker_open = Gauge(
+    f"{PREFIX}_auth_breaker_open",
+    "1 while the account's breaker is open after a 401/403: its uploads stop except one probe "
+    "per interval; records are held or dead-lettered as auth_failed, per destination.",
+    ["account"],
+)
 end_to_end_latency = Histogram(
     f"{PREFIX}_end_to_end_latency_seconds",
     "Kafka record timestamp to CleverTap acceptance, per CleverTap record.",
@@ -351,6 +357,7 @@ def initialise(
     initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
     initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
     initialise_series(in_flight_requests, account=accounts)
+    initialise_series(auth_breaker_open, account=accounts)
     initialise_series(config_reloads, outcome=RELOAD_OUTCOMES)
     config_last_reload_successful.set(1)
     if concurrency is not None:

@@ -53,7 +53,7 @@ def start(
     configure_logging(settings.log_level, settings.log_format)
     register_settings_secrets(settings)
     for destination in destinations.destinations:
-        register_secret(destination.resolve_passcode(environ))
+        register_secret(destination.resolve_passcode(environ), destination.account_token)
 
     metrics.initialise(
         topics=settings.kafka_topics,

@@ -26,6 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from .. import metrics
 from ..batch import Batch
 from ..dlq import Failure
+from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
 from ._client import NoReply, Reply, post_upload
 from ._limiter import AdaptiveLimit, Signal
 from ._options import DeliveryOptions
@@ -84,6 +85,7 @@ class _Progress:
     first_sent: float | None = None
     last_status: int | None = None
     delivered: int = 0
+    held: bool = False  # refused with 401/403 and kept for after the breaker closes
     failed_reasons: Counter[str] = field(default_factory=Counter)
 
 
@@ -119,6 +121,7 @@ class Deliverer:
         # Owned by the loop thread:
         self._tasks: dict[asyncio.Task[None], Batch] = {}
         self._limits: dict[str, AdaptiveLimit] = {}
+        self._breakers: dict[str, AuthBreaker] = {}
 
     # -- the poll thread's side ------------------------------------------------------------
 
@@ -256,6 +259,12 @@ class Deliverer:
             self._limits[account] = limit
         return limit
 
+    def _breaker_for(self, account: str) -> AuthBreaker:
+        breaker = self._breakers.get(account)
+        if breaker is None:
+            breaker = self._breakers[account] = AuthBreaker(account, self.options.auth_probe_interval_s)
+        return breaker
+
     # -- one batch -------------------------------------------------------------------------
 
     async def _deliver(self, batch: Batch) -> list[Failure | None]:
@@ -263,6 +272,40 @@ class Deliverer:
         if not batch.items:
             return progress.outcomes
         limit = self._limit_for(batch.target.account_id)
+        breaker = self._breaker_for(batch.target.account_id)
+        while True:
+            admission = breaker.admit()
+            if admission is Admission.REFUSE:
+                if not batch.target.hold_on_auth_failure:
+                    self._refuse(progress, breaker)
+                    break
+                await breaker.wait()
+                continue
+            try:
+                await self._send(progress, limit, breaker)
+            finally:
+                if admission is Admission.PROBE:
+                    breaker.probe_done()
+            if not progress.held:
+                break
+            # Held: the time waiting for the breaker is not spent from the retry budget.
+            progress.held, progress.attempts, progress.first_sent = False, 0, None
+        self._finish(progress)
+        outcomes = progress.outcomes
+        del progress  # see _send: nothing may keep the batch alive after its result is out
+        return outcomes
+
+    def _refuse(self, progress: _Progress, breaker: AuthBreaker) -> None:
+        account = progress.batch.target.account_id
+        message = (
+            f"not sent: account {account}'s breaker is open after HTTP {breaker.status} (bad passcode or "
+            "region); redrive from the DLQ once the destination is fixed"
+        )
+        for i in progress.pending:
+            self._fail(progress, i, "auth_failed", message, breaker.status)
+        progress.pending = []
+
+    async def _send(self, progress: _Progress, limit: AdaptiveLimit, breaker: AuthBreaker) -> None:
         o = self.options
         retrying = AsyncRetrying(
             stop=lambda state: self._out_of_budget(progress, state),  # noqa: F821 (del below)
@@ -274,17 +317,14 @@ class Deliverer:
         try:
             async for attempt in retrying:
                 with attempt:
-                    await self._attempt(progress, limit)
+                    await self._attempt(progress, limit, breaker)
         except _RetryableError as exc:
             self._give_up(progress, exc)
-        self._finish(progress)
-        outcomes = progress.outcomes
         # tenacity's retry objects form a reference cycle that includes the two lambdas, so the
         # cycle would keep this batch (a thousand records and their Kafka messages) alive until
         # the next full garbage collection, which the service's GC tuning makes rare: memory
         # then grows with every batch. Emptying the closure cell unhooks the batch now.
         del progress
-        return outcomes
 
     def _out_of_budget(self, progress: _Progress, state: RetryCallState) -> bool:
         if progress.attempts >= self.options.max_attempts:
@@ -293,7 +333,7 @@ class Deliverer:
             return False
         return time.monotonic() - progress.first_sent + state.upcoming_sleep > self.options.retry_budget_s
 
-    async def _attempt(self, progress: _Progress, limit: AdaptiveLimit) -> None:
+    async def _attempt(self, progress: _Progress, limit: AdaptiveLimit, breaker: AuthBreaker) -> None:
         items = progress.batch.items
         sent = [items[i].body for i in progress.pending]
         body = b'{"d":[' + b",".join(sent) + b"]}"
@@ -325,7 +365,14 @@ class Deliverer:
         if status >= 500:
             raise _RetryableError("server_error", status, f"HTTP {status}{_error_text(reply.content)}")
         if 200 <= status < 300:
+            breaker.succeeded()
             self._read(progress, reply, sent)
+        elif status in AUTH_STATUSES:
+            breaker.trip(status)
+            if progress.batch.target.hold_on_auth_failure:
+                progress.held = True  # pending stays: sent again once the breaker closes
+            else:
+                self._reject_all(progress, status, reply.content)
         else:
             self._reject_all(progress, status, reply.content)
 

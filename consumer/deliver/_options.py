@@ -29,6 +29,7 @@ class DeliveryOptions:
     max_keepalive: int = 64
     aimd_increase: float = 1.0  # added to the limit per window of successful requests
     aimd_decrease: float = 0.5  # the limit is multiplied by this on a 429
+    auth_probe_interval_s: float = 30.0  # an open 401/403 breaker lets one batch through this often
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_in_flight <= 15:

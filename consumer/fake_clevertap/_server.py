@@ -54,6 +54,9 @@ class Faults:
     partial_rate: float = 0.0
     latency_ms: float = 0.0
     down: bool = False
+    # Answer every request 401 (`true`) or 403 (`"forbidden"`), as CleverTap does for a wrong
+    # passcode or region: lets a test revoke and restore credentials without a new config.
+    refuse: bool | str = False
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Faults:
@@ -67,6 +70,9 @@ class Faults:
             if name == "down":
                 if not isinstance(value, bool):
                     raise ValueError("down must be true or false")
+            elif name == "refuse":
+                if value not in (True, False, "forbidden"):
+                    raise ValueError('refuse must be true, false or "forbidden"')
             elif isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number")
             elif name == "latency_ms" and value < 0:
@@ -353,6 +359,11 @@ class _Handler(BaseHTTPRequestHandler):
         faults = state.faults_for(account)
         if faults.down:
             self._fail(503, "Service Unavailable")
+            return
+        if faults.refuse:
+            self._fail(403, "Forbidden") if faults.refuse == "forbidden" else self._fail(
+                401, "Invalid Credentials"
+            )
             return
         if not state.authorized(account, self.headers.get("X-CleverTap-Passcode")):
             self._fail(401, "Invalid Credentials")

@@ -124,7 +124,10 @@ def checked_amount(value: Any, fixes: list[Fix]) -> Any:
 def flat_item(item: dict[str, Any], index: int, fixes: list[Fix]) -> dict[str, Any]:
     """One Charged item with nested objects flattened (`{"dims": {"w": 2}}` → `dims_w: 2`) and
     arrays dropped; CleverTap takes only scalar item properties."""
-    if not any(type(v) is dict or type(v) is list for v in item.values()):
+    for v in item.values():  # the usual flat item: one pass, no copy
+        if type(v) is dict or type(v) is list:
+            break
+    else:
         return item
     out: dict[str, Any] = {}
 
