@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaException, Message, Producer
 
 from . import metrics
-from .batch import Batch, Batcher
+from .batch import Batch, Batcher, UnencodableRecordError
 from .codec import DecodeError, to_message
 from .consent import withheld
 from .deliver import BatchResult
@@ -33,6 +33,9 @@ from .transform import Accepted, Filtered, transform
 log = logging.getLogger(__name__)
 
 TRANSIENT_DECODE_BACKOFF_S = 5.0
+# Completions are committed (watermark + offset map) this soon: a crash repeats at most what
+# finished in the last quarter second, plus what was in flight.
+COMMIT_EVERY_S = 0.25
 
 
 class Decoder(Protocol):
@@ -78,6 +81,7 @@ class PipelineOptions:
     poll_records: int = 1000
     poll_timeout_s: float = 0.1
     only_destinations: frozenset[str] | None = None  # replay: deliver only these destinations
+    commit: bool = True  # the commit policy: False for a dry run, which leaves no offsets
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineOptions:
@@ -208,6 +212,7 @@ class Pipeline(RebalanceListener):
         self._until: dict[TopicPartitionKey, int] | None = None  # replay: where the range ends
         self._position: dict[TopicPartitionKey, int] = {}
         self.stats: Counter[str] = Counter()
+        self._next_commit = 0.0
         self.replay_total: int | None = None  # records in the replayed range, once known
 
     # --- the loop -----------------------------------------------------------------------------
@@ -256,7 +261,9 @@ class Pipeline(RebalanceListener):
         for batch in self._batcher.due(now):
             self._deliverer.submit(batch)
         self._drain(now)
-        self._source.store(self._tracker.take_committable())
+        if now >= self._next_commit:
+            self._next_commit = now + COMMIT_EVERY_S
+            self._commit()
         self._flow_control()
         self._publish()
         if self._health is not None:
@@ -269,6 +276,14 @@ class Pipeline(RebalanceListener):
             topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
             if self._source.is_held((topic, partition)):
                 continue  # re-read after the hold; never registered, never committed
+            if self._tracker.already_done((topic, partition), offset):
+                # The partition's previous owner finished it (its commit's offset map): count it
+                # towards the watermark, send nothing.
+                tally.consumed[topic] += 1
+                done = Entry(topic, partition, offset, None, None, [], None)
+                self._tracker.register(done)
+                self._finish(done, "already_done")
+                continue
             if until is not None:
                 tp = (topic, partition)
                 self._position[tp] = offset + 1
@@ -345,8 +360,17 @@ class Pipeline(RebalanceListener):
             return
         self._tally.transformed[route.destination_id] += len(result.records)
         entry.outstanding = len(result.records)
-        for record in result.records:
-            for batch in self._batcher.add(route.target, record, entry, now):
+        for i, record in enumerate(result.records):
+            try:
+                closed = self._batcher.add(route.target, record, entry, now)
+            except UnencodableRecordError as exc:  # records already batched still report back first
+                entry.outstanding -= len(result.records) - i
+                metrics.events_rejected.labels(exc.failure.stage, exc.failure.reason).inc()
+                entry.failures.append(exc.failure)
+                if entry.outstanding == 0:
+                    self._dlq.send(entry, exc.failure)
+                return
+            for batch in closed:
                 self._deliverer.submit(batch)
 
     def _reject(self, entry: Entry, failure: Failure) -> None:
@@ -374,7 +398,7 @@ class Pipeline(RebalanceListener):
         self._source.release_due(now)
 
     def _finish(self, entry: Entry, outcome: str = "dead_lettered") -> None:
-        """The message is done (`outcome`: delivered, dead_lettered or filtered)."""
+        """The message is done (`outcome`: one of metrics.FINISH_OUTCOMES)."""
         if entry.done or entry.dropped:
             return
         self.stats[outcome] += 1
@@ -410,7 +434,27 @@ class Pipeline(RebalanceListener):
     # --- rebalances -----------------------------------------------------------------------------
 
     def assigned(self, partitions: PartitionSet) -> None:
-        pass  # nothing to prepare: offsets are tracked from the first message on
+        """Read the committed offset maps, so what the previous owner finished is skipped."""
+        skipped = 0
+        for tp, (offset, metadata) in self._source.committed(partitions).items():
+            skipped += self._tracker.restore(tp, offset, metadata)
+        if skipped:
+            log.info(
+                "offset maps: records already done above the committed offsets", extra={"records": skipped}
+            )
+
+    def _commit(self, partitions: PartitionSet | None = None) -> None:
+        """Commit the watermarks and offset maps of partitions where anything finished (or of
+        `partitions`, on revocation and shutdown). A dry run commits nothing."""
+        if not self.options.commit:
+            return
+        limit = self._source.metadata_limit
+        points = (
+            self._tracker.take_commits(limit)
+            if partitions is None
+            else self._tracker.commit_points(partitions, limit)
+        )
+        self._source.commit(points)
 
     def revoked(self, partitions: PartitionSet) -> dict[TopicPartitionKey, int]:
         """Give the revoked partitions' batches a bounded chance to finish, then let them go."""
@@ -420,7 +464,7 @@ class Pipeline(RebalanceListener):
         while self._tracker.pending(partitions) and self._clock() < deadline:
             self._drain(self._clock())
             time.sleep(0.005)
-        offsets = self._tracker.committable(partitions)
+        self._commit(partitions)  # with the offset maps; nothing left for the source to store
         released = self._tracker.drop(partitions)
         self._forget(partitions)
         if released:
@@ -428,7 +472,7 @@ class Pipeline(RebalanceListener):
                 "revoked partitions had unfinished messages; their new owner re-reads them",
                 extra={"unfinished": released},
             )
-        return offsets
+        return {}
 
     def lost(self, partitions: PartitionSet) -> None:
         self._batcher.discard(partitions)
@@ -471,13 +515,13 @@ class Pipeline(RebalanceListener):
                 usable = False
                 break
             self._drain(self._clock())
-            self._source.store(self._tracker.take_committable())
+            self._commit()
         unfinished = self._deliverer.close(max(0.1, deadline - self._clock()))
         self._drain(self._clock())
         self._dlq.flush(max(0.1, deadline - self._clock()))
         self._publish()
         if usable:
-            self._source.store(self._tracker.take_committable())
+            self._commit(set(self._source.assignment))
             self._source.close()
         self._producer.flush(5)
         log.info(

@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from . import logs, observability
+from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, load_destinations
@@ -113,7 +114,7 @@ def build(
         reasons={
             "decode": DECODE_REASONS,
             "route": ROUTE_REASONS,
-            "transform": (*REJECT_REASONS, "internal_error"),
+            "transform": sorted({*REJECT_REASONS, *ENCODE_REASONS, "internal_error"}),
             "deliver": FAILURE_REASONS,
         },
         retry_reasons=RETRY_REASONS,
@@ -147,6 +148,8 @@ def build(
         if unknown:
             raise ConfigError(f"--destination: not in the destinations file: {', '.join(sorted(unknown))}")
         options = replace(options, only_destinations=replay.destinations)
+    if dry_run is not None:
+        options = replace(options, commit=False)
     pipeline = Pipeline(
         options,
         consumer_conf=consumer_conf,
