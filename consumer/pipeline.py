@@ -81,6 +81,7 @@ class PipelineOptions:
     poll_records: int = 1000
     poll_timeout_s: float = 0.1
     only_destinations: frozenset[str] | None = None  # replay: deliver only these destinations
+    commit: bool = True  # the commit policy: False for a dry run, which leaves no offsets
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineOptions:
@@ -444,7 +445,9 @@ class Pipeline(RebalanceListener):
 
     def _commit(self, partitions: PartitionSet | None = None) -> None:
         """Commit the watermarks and offset maps of partitions where anything finished (or of
-        `partitions`, on revocation and shutdown)."""
+        `partitions`, on revocation and shutdown). A dry run commits nothing."""
+        if not self.options.commit:
+            return
         limit = self._source.metadata_limit
         points = (
             self._tracker.take_commits(limit)

@@ -148,6 +148,8 @@ def build(
         if unknown:
             raise ConfigError(f"--destination: not in the destinations file: {', '.join(sorted(unknown))}")
         options = replace(options, only_destinations=replay.destinations)
+    if dry_run is not None:
+        options = replace(options, commit=False)
     pipeline = Pipeline(
         options,
         consumer_conf=consumer_conf,
