@@ -282,6 +282,7 @@ class DeletionFlow:
         loop = asyncio.new_event_loop()
         sender = Sender(self._delivery, stop)
         self._consumer.subscribe([self.options.topic])
+        last_error = ""
         try:
             while not stop.is_set():
                 m = self._consumer.poll(0.5)
@@ -289,8 +290,12 @@ class DeletionFlow:
                 if m is None:
                     continue
                 if m.error() is not None:
-                    log.warning("regulation topic: %s", m.error())
+                    text = str(m.error())
+                    if text != last_error:  # e.g. the topic does not exist yet: say so once
+                        log.warning("regulation topic: %s", text, extra={"topic": self.options.topic})
+                        last_error = text
                     continue
+                last_error = ""
                 if not self._handle(m, loop, sender, stop):
                     break
                 self._consumer.commit(message=m, asynchronous=False)
