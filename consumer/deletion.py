@@ -273,6 +273,10 @@ class DeletionFlow:
             producer, options.dlq_topic, options.group_id, lambda e: self._written.add(id(e))
         )
 
+    def replace_targets(self, targets: Mapping[str, Target]) -> None:
+        """Swap destinationId → target in one assignment (a destinations reload, another thread)."""
+        self._targets = dict(targets)
+
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set. An unfinished request is left uncommitted for the next run."""
         loop = asyncio.new_event_loop()
