@@ -131,6 +131,11 @@ class OffsetTracker:
         part = self._partitions.get(tp)
         if part is None:
             part = self._partitions[tp] = _Partition()
+        if part.base is None:
+            # No commit read at assignment (a new group, or the read failed): the first offset
+            # read is where consumption started, so a map can be committed against it even
+            # while that very first record is still in flight.
+            part.base = entry.offset
         part.entries.append(entry)
         self.in_flight_records += 1
         self.in_flight_bytes += entry.size
