@@ -15,6 +15,7 @@ import orjson
 from pydantic import SecretStr
 
 from .clevertap_api import MAX_TOKEN_RECORDS
+from .dlq import Failure
 from .offsets import Entry
 from .transform import Record
 
@@ -67,6 +68,40 @@ class Batch:
 
 _ENVELOPE_BYTES = len(b'{"d":[]}')
 
+#: The most levels of nesting the JSON writer takes (orjson); deeper records cannot be sent.
+MAX_JSON_DEPTH = 254
+#: Why a record could not be written as JSON (`transform`-stage DLQ reasons).
+ENCODE_REASONS = ("too_deep", "not_json")
+
+
+class UnencodableRecordError(Exception):
+    """A record the JSON writer refuses: nested deeper than `MAX_JSON_DEPTH` levels (the
+    transform and the decoder allow more) or holding an integer beyond 64 bits. A poison
+    message: its `failure` goes to the DLQ, the service goes on."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def encode(record: Record) -> bytes:
+    """One record as upload JSON, or `UnencodableRecordError` saying precisely why not."""
+    try:
+        return orjson.dumps(record.data)
+    except orjson.JSONEncodeError as exc:
+        if "Recursion limit" in str(exc):
+            failure = Failure(
+                "transform",
+                "too_deep",
+                f"the {record.kind} record nests deeper than the {MAX_JSON_DEPTH} levels a CleverTap"
+                " upload body can be written with (JSON serialiser: Recursion limit reached)",
+            )
+        else:
+            failure = Failure(
+                "transform", "not_json", f"the {record.kind} record cannot be written as JSON: {exc}"
+            )
+        raise UnencodableRecordError(failure) from None
+
 
 class Batcher:
     """Open batches per (target, kind), closed by count, bytes or age.
@@ -83,10 +118,11 @@ class Batcher:
 
     def add(self, target: Target, record: Record, entry: Entry, now: float) -> list[Batch]:
         """Add one record; return the batches this closed (zero, one, or two when a lone
-        oversized record both closes the open batch and fills its own)."""
+        oversized record both closes the open batch and fills its own). Raises
+        `UnencodableRecordError`, before changing anything, for a record JSON cannot hold."""
+        body = encode(record)
         kind: BatchKind = "token" if record.kind == "token" else "upload"
         limit = min(self.max_records, MAX_TOKEN_RECORDS) if kind == "token" else self.max_records
-        body = orjson.dumps(record.data)
         key = (target, kind)
         closed: list[Batch] = []
         batch = self._open.get(key)

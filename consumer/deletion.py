@@ -273,11 +273,16 @@ class DeletionFlow:
             producer, options.dlq_topic, options.group_id, lambda e: self._written.add(id(e))
         )
 
+    def replace_targets(self, targets: Mapping[str, Target]) -> None:
+        """Swap destinationId → target in one assignment (a destinations reload, another thread)."""
+        self._targets = dict(targets)
+
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set. An unfinished request is left uncommitted for the next run."""
         loop = asyncio.new_event_loop()
         sender = Sender(self._delivery, stop)
         self._consumer.subscribe([self.options.topic])
+        last_error = ""
         try:
             while not stop.is_set():
                 m = self._consumer.poll(0.5)
@@ -285,8 +290,12 @@ class DeletionFlow:
                 if m is None:
                     continue
                 if m.error() is not None:
-                    log.warning("regulation topic: %s", m.error())
+                    text = str(m.error())
+                    if text != last_error:  # e.g. the topic does not exist yet: say so once
+                        log.warning("regulation topic: %s", text, extra={"topic": self.options.topic})
+                        last_error = text
                     continue
+                last_error = ""
                 if not self._handle(m, loop, sender, stop):
                     break
                 self._consumer.commit(message=m, asynchronous=False)

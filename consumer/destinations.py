@@ -9,6 +9,7 @@ are held as `SecretStr` so they cannot leak through a repr, a log line or an exc
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -84,8 +85,8 @@ class Destination(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    id: str = Field(min_length=1)
-    account_id: str = Field(alias="accountId", min_length=1)
+    id: str = Field(min_length=1, pattern=r"\S")
+    account_id: str = Field(alias="accountId", min_length=1, pattern=r"\S")
     passcode: SecretStr | None = None
     passcode_file: Path | None = Field(default=None, alias="passcodeFile")
     passcode_env: str | None = Field(default=None, alias="passcodeEnv")
@@ -118,6 +119,13 @@ class Destination(BaseModel):
     def _known_region(cls, region: str | None, info: ValidationInfo) -> str | None:
         host_for_region(region, info.data.get("profile", Profile.DEFAULT))  # raises, listing the regions
         return region
+
+    @field_validator("passcode")
+    @classmethod
+    def _not_blank(cls, passcode: SecretStr | None) -> SecretStr | None:
+        if passcode is not None and not passcode.get_secret_value().strip():
+            raise ValueError("is blank")
+        return passcode
 
     @model_validator(mode="after")
     def _one_passcode_source(self) -> Destination:
@@ -233,6 +241,8 @@ def parse_destinations(data: Any, source: str = "destinations") -> DestinationsF
         return DestinationsFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a destinations file") from None
 
 
 def load_destinations(path: Path) -> DestinationsFile:
@@ -243,11 +253,32 @@ def load_destinations(path: Path) -> DestinationsFile:
 def read_destinations_data(path: Path) -> Any:
     """The file's parsed content, not yet validated."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read destinations file {str(path)!r}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    return parse_yaml_text(text, str(path))
+
+
+def parse_yaml_text(text: str, source: str) -> Any:
+    """YAML (or JSON) text → data; the error gives line, column and what is wrong, never the
+    text around it (that line may hold an inline passcode)."""
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid JSON or YAML: {exc}") from None
-    return data
+        raise ConfigError(f"{source}: not valid JSON or YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a destinations file") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or type(exc).__name__)
+    # Quoted text in a problem comes from the file (a token, an alias name): keep only short ones.
+    problem = re.sub(r"'([^']{5,})'", "'…'", problem)
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

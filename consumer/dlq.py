@@ -2,6 +2,13 @@
 
 A `Failure` says why, in terms an operator can act on; the DLQ record keeps the original bytes so
 `dlq redrive` can re-publish it unchanged once the cause is fixed.
+
+A copy the broker refuses as too large (MSG_SIZE_TOO_LARGE: a value near the topic's
+`max.message.bytes` plus our headers) is still recorded, never fatal: it is written again with
+its value cut to `TRUNCATED_VALUE_BYTES`, then without value, key or original headers, and the
+`dlq.value.truncated` header gives the original size (the original stays readable at
+`dlq.source.topic/partition/offset` while the source topic retains it). Every header we add is
+redacted (`logs.redact`): a CleverTap error may echo a credential.
 """
 
 from __future__ import annotations
@@ -10,11 +17,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from . import metrics
+from .logs import redact
 
 if TYPE_CHECKING:
     from .offsets import Entry
@@ -42,6 +50,12 @@ class Failure:
 HEADER_PREFIX = "dlq."
 MAX_MESSAGE_BYTES = 1000
 RETRY_DELAY_S = 1.0
+#: Header naming the original value size when the DLQ copy's value was cut to fit the broker.
+TRUNCATED_HEADER: Final = HEADER_PREFIX + "value.truncated"
+#: How much of an oversized value the second attempt keeps (enough to recognise it).
+TRUNCATED_VALUE_BYTES: Final = 64 * 1024
+#: Keys above this size are dropped with the value on the last, minimal attempt.
+_MINIMAL_KEY_BYTES: Final = 1024
 
 
 KafkaHeaders = list[tuple[str, str | bytes | None]]
@@ -52,7 +66,7 @@ def dlq_headers(entry: Entry, failure: Failure, group_id: str, now_ms: int) -> K
     ours = {
         "stage": failure.stage,
         "reason": failure.reason,
-        "message": failure.message.encode()[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore"),
+        "message": redact(failure.message).encode()[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore"),
         "source.topic": entry.topic,
         "source.partition": str(entry.partition),
         "source.offset": str(entry.offset),
@@ -66,7 +80,36 @@ def dlq_headers(entry: Entry, failure: Failure, group_id: str, now_ms: int) -> K
     if len(entry.failures) > 1:
         ours["failed.records"] = str(len(entry.failures))
     kept: KafkaHeaders = [(k, v) for k, v in entry.headers if not k.startswith(HEADER_PREFIX)]
-    return kept + [(HEADER_PREFIX + k, v.encode()) for k, v in ours.items()]
+    return kept + [(HEADER_PREFIX + k, redact(v).encode()) for k, v in ours.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """What one attempt writes: level 0 is the whole record, 1 cuts the value, 2 keeps only
+    our headers (the original headers or key may be what does not fit)."""
+
+    value: bytes | None
+    key: bytes | None
+    headers: KafkaHeaders
+
+
+def _copy(entry: Entry, headers: KafkaHeaders, level: int) -> _Copy:
+    if level == 0:
+        return _Copy(entry.value, entry.key, headers)
+    size = str(len(entry.value or b"")).encode()
+    if level == 1:
+        value = (entry.value or b"")[:TRUNCATED_VALUE_BYTES]
+        return _Copy(value, entry.key, [*headers, (TRUNCATED_HEADER, size)])
+    ours = [(k, v) for k, v in headers if k.startswith(HEADER_PREFIX)]
+    key = entry.key if entry.key is not None and len(entry.key) <= _MINIMAL_KEY_BYTES else None
+    return _Copy(None, key, [*ours, (TRUNCATED_HEADER, size)])
+
+
+_LAST_LEVEL: Final = 2
+
+
+def _too_large(err: KafkaError) -> bool:
+    return err.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD)
 
 
 class DeadLetters:
@@ -85,47 +128,63 @@ class DeadLetters:
         self._group_id = group_id
         self._on_written = on_written
         self._pending = 0
-        self._retry: list[tuple[float, Entry, Failure]] = []
+        self._retry: list[tuple[float, Entry, Failure, int]] = []
 
     def send(self, entry: Entry, failure: Failure) -> None:
         self._pending += 1
-        self._produce(entry, failure)
+        self._produce(entry, failure, 0)
 
-    def _produce(self, entry: Entry, failure: Failure) -> None:
+    def _produce(self, entry: Entry, failure: Failure, level: int) -> None:
         headers = dlq_headers(entry, failure, self._group_id, int(time.time() * 1000))
+        where = {
+            "stage": failure.stage,
+            "topic": entry.topic,
+            "partition": entry.partition,
+            "offset": entry.offset,
+        }
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
+            if err is not None and _too_large(err) and level < _LAST_LEVEL:
+                self._shrunk(entry, failure, err.str(), where)
+                self._retry.append((0.0, entry, failure, level + 1))  # written by the next poll()
+                return
             if err is not None:
                 metrics.dlq_publish_failures.inc()
-                log.warning(
-                    "DLQ write failed, will retry",
-                    extra={
-                        "stage": failure.stage,
-                        "topic": entry.topic,
-                        "partition": entry.partition,
-                        "offset": entry.offset,
-                        "error": err.str(),
-                    },
-                )
-                self._retry.append((time.monotonic() + RETRY_DELAY_S, entry, failure))
+                log.warning("DLQ write failed, will retry", extra={**where, "error": err.str()})
+                self._retry.append((time.monotonic() + RETRY_DELAY_S, entry, failure, level))
                 return
             self._pending -= 1
             metrics.dead_lettered.labels(failure.stage, failure.reason).inc()
             self._on_written(entry)
 
+        copy = _copy(entry, headers, level)
         while True:
             try:
                 self._producer.produce(
                     self._topic,
-                    value=entry.value,
-                    key=entry.key,
-                    headers=headers,
+                    value=copy.value,
+                    key=copy.key,
+                    headers=copy.headers,
                     timestamp=entry.timestamp_ms or 0,
                     on_delivery=delivered,
                 )
                 return
             except BufferError:  # local queue full: serve callbacks to make room
                 self._producer.poll(0.05)
+            except KafkaException as exc:  # larger than this producer's message.max.bytes
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if err is None or not _too_large(err) or level >= _LAST_LEVEL:
+                    raise
+                self._shrunk(entry, failure, err.str(), where)
+                level += 1
+                copy = _copy(entry, headers, level)
+
+    def _shrunk(self, entry: Entry, failure: Failure, error: str, where: dict[str, object]) -> None:
+        """The copy did not fit: it is written again, smaller (not a failed write)."""
+        log.warning(
+            "DLQ copy too large for the broker; writing it with the value cut",
+            extra={**where, "error": error, "value_bytes": len(entry.value or b"")},
+        )
 
     def poll(self) -> None:
         self._producer.poll(0)
@@ -134,8 +193,8 @@ class DeadLetters:
             due = [r for r in self._retry if r[0] <= now]
             if due:
                 self._retry = [r for r in self._retry if r[0] > now]
-                for _, entry, failure in due:
-                    self._produce(entry, failure)
+                for _, entry, failure, level in due:
+                    self._produce(entry, failure, level)
 
     def pending(self) -> int:
         """DLQ writes not yet acknowledged."""

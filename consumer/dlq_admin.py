@@ -377,6 +377,12 @@ def target_for(letter: DeadLetter, topics: dict[str, int], to: str | None) -> Ta
     with the other events of its key whatever partitioner the original producer used; in
     another topic (`--to`) the key decides.
     """
+    cut = letter.dlq.get("value.truncated")
+    if cut is not None:  # re-publishing a cut value would turn one poison pill into another
+        where = "/".join(
+            letter.dlq.get(k, "?") for k in ("source.topic", "source.partition", "source.offset")
+        )
+        return f"the DLQ copy's value was cut from {cut} bytes to fit the broker; the original is at {where}"
     topic = to or letter.source_topic
     if topic is None:
         return "no dlq.source.topic header (use --to)"

@@ -42,6 +42,8 @@ from pydantic import BaseModel, SecretStr
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 REDACTED: Final = "***"
+#: librdkafka properties (KAFKA_EXTRA_CONFIG keys) whose values are credentials.
+SECRET_PROPERTY: Final = re.compile(r"password|secret|jaas|\.pem$|token", re.IGNORECASE)
 KAFKA_LOGGER: Final = "consumer.kafka"
 LogFormat = Literal["json", "console", "auto"]
 
@@ -104,6 +106,9 @@ def register_settings_secrets(settings: BaseModel) -> None:
     Registry basic auth) also registers its password alone and its Basic-auth base64 form."""
     for name in type(settings).model_fields:
         value = getattr(settings, name)
+        if isinstance(value, Mapping):  # KAFKA_EXTRA_CONFIG: sasl.password, ssl.key.password, ...
+            register_secret(*(str(v) for k, v in value.items() if SECRET_PROPERTY.search(str(k))))
+            continue
         if not isinstance(value, SecretStr):
             continue
         secret = value.get_secret_value()

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from . import metrics
-from .destinations import DestinationsFile
+from .destinations import ConfigError, DestinationsFile
 from .health import Health, HealthServer, serve
 from .kafka_stats import KafkaStats
 from .logs import configure_logging, register_secret, register_settings_secrets
-from .settings import Settings
+from .settings import Settings, check_secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +48,20 @@ def start(
 
     `reasons` (stage → failure reasons) and `fix_kinds` are the transform's and codec's label
     vocabularies, so their series exist at 0 from the first scrape. Raises ConfigError when a
-    passcode cannot be resolved and OSError when the metrics port is taken.
+    passcode cannot be resolved or is too short to redact, or the metrics port is taken.
     """
     configure_logging(settings.log_level, settings.log_format)
     register_settings_secrets(settings)
     for destination in destinations.destinations:
-        register_secret(destination.resolve_passcode(environ), destination.account_token)
+        passcode = destination.resolve_passcode(environ)
+        for name, secret in (("passcode", passcode), ("accountToken", destination.account_token)):
+            if secret is None:
+                continue
+            try:
+                check_secret(secret.get_secret_value())
+            except ValueError as exc:
+                raise ConfigError(f"destination {destination.id!r}: {name} is {exc}") from None
+        register_secret(passcode, destination.account_token)
 
     metrics.initialise(
         topics=settings.kafka_topics,
@@ -66,5 +74,11 @@ def start(
         concurrency=settings.clevertap_max_in_flight,
     )
     health = Health(stall_after=stall_after)
-    server = serve(health, settings.metrics_host, settings.metrics_port)
+    try:
+        server = serve(health, settings.metrics_host, settings.metrics_port)
+    except OSError as exc:  # alone, "Address already in use" does not say which setting to change
+        raise ConfigError(
+            f"METRICS_PORT: cannot serve on {settings.metrics_host}:{settings.metrics_port}"
+            f" (METRICS_HOST:METRICS_PORT): {exc.strerror or exc}"
+        ) from None
     return Observability(health=health, server=server, kafka_stats=KafkaStats(health))

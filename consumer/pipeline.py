@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaException, Message, Producer
 
 from . import metrics
-from .batch import Batch, Batcher
+from .batch import Batch, Batcher, UnencodableRecordError
 from .codec import DecodeError, to_message
 from .consent import withheld
 from .deliver import BatchResult
@@ -81,6 +81,7 @@ class PipelineOptions:
     poll_records: int = 1000
     poll_timeout_s: float = 0.1
     only_destinations: frozenset[str] | None = None  # replay: deliver only these destinations
+    commit: bool = True  # the commit policy: False for a dry run, which leaves no offsets
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineOptions:
@@ -359,8 +360,17 @@ class Pipeline(RebalanceListener):
             return
         self._tally.transformed[route.destination_id] += len(result.records)
         entry.outstanding = len(result.records)
-        for record in result.records:
-            for batch in self._batcher.add(route.target, record, entry, now):
+        for i, record in enumerate(result.records):
+            try:
+                closed = self._batcher.add(route.target, record, entry, now)
+            except UnencodableRecordError as exc:  # records already batched still report back first
+                entry.outstanding -= len(result.records) - i
+                metrics.events_rejected.labels(exc.failure.stage, exc.failure.reason).inc()
+                entry.failures.append(exc.failure)
+                if entry.outstanding == 0:
+                    self._dlq.send(entry, exc.failure)
+                return
+            for batch in closed:
                 self._deliverer.submit(batch)
 
     def _reject(self, entry: Entry, failure: Failure) -> None:
@@ -435,7 +445,9 @@ class Pipeline(RebalanceListener):
 
     def _commit(self, partitions: PartitionSet | None = None) -> None:
         """Commit the watermarks and offset maps of partitions where anything finished (or of
-        `partitions`, on revocation and shutdown)."""
+        `partitions`, on revocation and shutdown). A dry run commits nothing."""
+        if not self.options.commit:
+            return
         limit = self._source.metadata_limit
         points = (
             self._tracker.take_commits(limit)

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import logs, metrics
@@ -76,6 +76,7 @@ class DestinationsReloader:
         self._path = settings.destinations_file
         self._interval, self._environ = interval, environ
         self._seen = fingerprint(self._path, current)
+        self._listeners: list[Callable[[DestinationsFile], None]] = []
         self._wake = threading.Event()
         self._requested = False
         self._closing = False
@@ -83,6 +84,10 @@ class DestinationsReloader:
 
     def start(self) -> None:
         self._thread.start()
+
+    def on_reload(self, listener: Callable[[DestinationsFile], None]) -> None:
+        """Also tell `listener` each applied file (stages outside the router, e.g. deletion)."""
+        self._listeners.append(listener)
 
     def request(self) -> None:
         """Reload now, changed or not (SIGHUP). Safe from a signal handler: sets a flag."""
@@ -136,6 +141,8 @@ class DestinationsReloader:
             concurrency=self._settings.clevertap_max_in_flight,
         )
         self._router.replace(fresh.routes)
+        for listener in self._listeners:
+            listener(loaded)
         self._current = loaded
         self._seen = fingerprint(self._path, loaded)
         metrics.config_reloads.labels("applied").inc()

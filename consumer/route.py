@@ -67,7 +67,8 @@ class Router:
                 d.account_id,
                 upload_url(d.host, base_url, validate_only=validate_only),
                 d.resolve_passcode(environ),
-                hold_on_auth_failure=d.on_auth_failure == "hold",
+                # A validating dry run reports a refusal; holding would wait for ever.
+                hold_on_auth_failure=d.on_auth_failure == "hold" and not validate_only,
             )
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.

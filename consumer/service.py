@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from . import logs, observability
+from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
-from .destinations import ConfigError, load_destinations
+from .destinations import ConfigError, DestinationsFile, load_destinations
 from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
 from .offsets import Entry
@@ -113,7 +115,7 @@ def build(
         reasons={
             "decode": DECODE_REASONS,
             "route": ROUTE_REASONS,
-            "transform": (*REJECT_REASONS, "internal_error"),
+            "transform": sorted({*REJECT_REASONS, *ENCODE_REASONS, "internal_error"}),
             "deliver": FAILURE_REASONS,
         },
         retry_reasons=RETRY_REASONS,
@@ -147,6 +149,8 @@ def build(
         if unknown:
             raise ConfigError(f"--destination: not in the destinations file: {', '.join(sorted(unknown))}")
         options = replace(options, only_destinations=replay.destinations)
+    if dry_run is not None:
+        options = replace(options, commit=False)
     pipeline = Pipeline(
         options,
         consumer_conf=consumer_conf,
@@ -199,6 +203,14 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(10_000, 20, 50)
+
+
+def _retarget_deletion(deletion: DeletionFlow, settings: Settings, loaded: DestinationsFile) -> None:
+    """A reloaded destinations file reaches the deletion flow too (its own thread, own targets)."""
+    from .deletion import deletion_targets
+
+    base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
+    deletion.replace_targets(deletion_targets(loaded, base_url))
 
 
 def startup_failed(message: str, status: int) -> int:
@@ -258,6 +270,8 @@ def run_service(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if reloader is not None:
+        if deletion is not None:
+            reloader.on_reload(partial(_retarget_deletion, deletion, settings))
         signal.signal(signal.SIGHUP, lambda _signum, _frame: reloader.request())
         reloader.start()
     tune_gc()

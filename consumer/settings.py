@@ -10,15 +10,20 @@ variable wins over a file. Invalid values stop start-up with a message naming th
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from confluent_kafka import KafkaException, Producer
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import kafka_auth
 from .clevertap_api import MAX_RECORDS
 from .destinations import ConfigError
+from .logs import SECRET_PROPERTY
 
 SECRETS_DIRS = ("/run/secrets", "/etc/clevertap-consumer/secrets")
 DEFAULT_DLQ_TOPIC = "clevertap-consumer-dlq"
@@ -29,6 +34,52 @@ def secrets_dirs() -> list[str]:
     configured = os.environ.get("SECRETS_DIRS")
     candidates = configured.split(":") if configured else SECRETS_DIRS
     return [d for d in candidates if d and os.path.isdir(d)]
+
+
+#: Secrets shorter than this cannot be redacted safely (every occurrence of a two-letter
+#: password in the logs would become `***`): they are refused at start-up instead.
+MIN_SECRET_CHARS = 6
+#: Kafka's legal topic names (`kafka.common.internals.Topic`).
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def check_secret(value: str) -> str:
+    """`value` unless it is too short to keep out of logs (the caller names the setting)."""
+    if len(value) < MIN_SECRET_CHARS:
+        raise ValueError(f"shorter than {MIN_SECRET_CHARS} characters, too short to redact from logs safely")
+    return value
+
+
+def check_topic_name(name: str) -> str:
+    if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"{name[:260]!r} is not a valid Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
+    return name
+
+
+_PROBE_LOG = logging.getLogger("consumer.settings.extra_config_probe")
+_PROBE_LOG.addHandler(logging.NullHandler())
+_PROBE_LOG.propagate = False  # librdkafka warnings can quote values: they never leave this check
+
+
+def check_extra_config(extra: dict[str, str]) -> dict[str, str]:
+    """Let librdkafka itself judge KAFKA_EXTRA_CONFIG (unknown property, bad value) without
+    connecting anywhere; the error names the property, never its value (it may be a password)."""
+    if not extra:
+        return extra
+    try:
+        Producer({**extra, "bootstrap.servers": "127.0.0.1:9", "logger": _PROBE_LOG})
+    except (KafkaException, ValueError, TypeError) as exc:
+        text = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
+        named = re.search(r'property "([^"]+)"', text) or re.search(r"property: \"?([\w.]+)", text)
+        prop = named.group(1) if named else None
+        if prop is None:
+            prop = next((k for k in extra if k in text), None)
+        if "No such configuration property" in text:
+            raise ValueError(f"unknown librdkafka property {prop!r}") from None
+        if prop is not None:
+            raise ValueError(f"librdkafka refuses the value of {prop!r}") from None
+        raise ValueError("librdkafka refuses these settings") from None
+    return extra
 
 
 def parse_extra_config(value: Any) -> Any:
@@ -62,7 +113,33 @@ class ClientSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN, SCRAM-SHA-512.")
     kafka_sasl_username: str | None = Field(None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
+    kafka_sasl_oauthbearer_method: Literal["oidc", "aws_msk_iam"] | None = Field(
+        None,
+        description="With KAFKA_SASL_MECHANISM=OAUTHBEARER: `oidc` (librdkafka fetches tokens) or `aws_msk_iam` (extra `msk`).",
+    )
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = Field(
+        None, description="OIDC token endpoint URL."
+    )
+    kafka_sasl_oauthbearer_client_id: str | None = Field(None, description="OIDC client id.")
+    kafka_sasl_oauthbearer_client_secret: SecretStr | None = Field(
+        None, description="OIDC client secret (secret; file allowed)."
+    )
+    kafka_sasl_oauthbearer_scope: str | None = Field(
+        None, description="OIDC scope, if the provider needs one."
+    )
+    kafka_sasl_oauthbearer_extensions: str | None = Field(
+        None,
+        description="SASL extensions `k=v,k=v` (Confluent Cloud: `logicalCluster=lkc-…,identityPoolId=pool-…`).",
+    )
+    kafka_aws_region: str | None = Field(None, description="AWS region of the MSK cluster (aws_msk_iam).")
     kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
+    kafka_ssl_certificate_location: str | None = Field(
+        None, description="Client certificate (PEM) for mutual TLS, e.g. a Strimzi KafkaUser's user.crt."
+    )
+    kafka_ssl_key_location: str | None = Field(None, description="Client private key (PEM) for mutual TLS.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key (secret; file allowed)."
+    )
     kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='Extra librdkafka settings for every Kafka client, as a JSON object, e.g. {"fetch.max.bytes": "1048576"}.',
@@ -73,11 +150,61 @@ class ClientSettings(BaseSettings):
     schema_registry_basic_auth_user_info: SecretStr | None = Field(
         None, description="Schema Registry `user:password` (secret; file allowed)."
     )
+    schema_registry_ssl_ca_location: str | None = Field(
+        None, description="CA bundle for an HTTPS Schema Registry with a private CA."
+    )
 
     @field_validator("kafka_extra_config", mode="before")
     @classmethod
     def _parse_extra(cls, value: Any) -> Any:
         return parse_extra_config(value)
+
+    @field_validator("kafka_extra_config")
+    @classmethod
+    def _librdkafka_accepts(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if SECRET_PROPERTY.search(key):
+                try:
+                    check_secret(text)
+                except ValueError as exc:
+                    raise ValueError(f"{key!r}: {exc}") from None
+        return check_extra_config(value)
+
+    @field_validator("kafka_sasl_password", "kafka_sasl_oauthbearer_client_secret", "kafka_ssl_key_password")
+    @classmethod
+    def _redactable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @field_validator("schema_registry_basic_auth_user_info")
+    @classmethod
+    def _user_colon_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        user, colon, password = value.get_secret_value().partition(":")
+        if not colon or not user:
+            raise ValueError("must be user:password (no colon found, or no user before it)")
+        check_secret(password)
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_once(self) -> ClientSettings:
+        url = self.schema_registry_url
+        if url is not None and (url.username or url.password):
+            if self.schema_registry_basic_auth_user_info is not None:
+                raise ValueError(
+                    "SCHEMA_REGISTRY_URL carries user:password and SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"
+                    " is set too: give the credentials once (in SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO)"
+                )
+            check_secret(url.password or "")
+        return self
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Self:
+        if found := kafka_auth.problems(self):
+            raise ValueError("; ".join(found))
+        return self
 
 
 class Settings(ClientSettings):
@@ -89,7 +216,9 @@ class Settings(ClientSettings):
     kafka_topics: Annotated[tuple[str, ...], NoDecode] = Field(
         description="Topics to consume, comma-separated."
     )
-    kafka_group_id: str = Field("clevertap-consumer", description="Consumer group id.")
+    kafka_group_id: str = Field(
+        "clevertap-consumer", min_length=1, pattern=r"\S", description="Consumer group id."
+    )
     kafka_group_instance_id: str | None = Field(
         None, description="Static membership id (e.g. the pod name); empty for dynamic membership."
     )
@@ -108,13 +237,16 @@ class Settings(ClientSettings):
     clevertap_base_url: AnyHttpUrl | None = Field(
         None, description="Send every region to this base URL instead (proxy, fake CleverTap)."
     )
-    clevertap_timeout_seconds: float = Field(30.0, gt=0, description="HTTP timeout per request attempt.")
+    clevertap_timeout_seconds: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="HTTP timeout per request attempt."
+    )
     clevertap_max_in_flight: int = Field(
         15, ge=1, le=15, description="Concurrent requests per account (CleverTap allows 15)."
     )
     delivery_retry_budget_seconds: float = Field(
         300.0,
         gt=0,
+        allow_inf_nan=False,
         description="How long one batch may be retried (429, 5xx, network) before its records go to the DLQ.",
     )
     delivery_max_attempts: int = Field(20, ge=1, description="Attempts per batch before the DLQ.")
@@ -135,10 +267,16 @@ class Settings(ClientSettings):
     )
     commit_interval_ms: int = Field(2000, ge=100, description="How often finished offsets are committed.")
     drain_timeout_seconds: float = Field(
-        20.0, gt=0, description="On SIGTERM, how long to wait for in-flight deliveries before closing."
+        20.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="On SIGTERM, how long to wait for in-flight deliveries before closing.",
     )
     revoke_timeout_seconds: float = Field(
-        10.0, gt=0, description="On rebalance, how long to wait for a revoked partition's deliveries."
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="On rebalance, how long to wait for a revoked partition's deliveries.",
     )
 
     # Dead letters
@@ -169,7 +307,20 @@ class Settings(ClientSettings):
             value = tuple(t.strip() for t in value.split(",") if t.strip())
         if not value:
             raise ValueError("name at least one topic")
-        return value
+        return tuple(check_topic_name(str(t)) for t in value)
+
+    @field_validator("dlq_topic")
+    @classmethod
+    def _dlq_topic_name(cls, value: str) -> str:
+        return check_topic_name(value)
+
+    @model_validator(mode="after")
+    def _dlq_not_a_source(self) -> Settings:
+        if self.dlq_topic in self.kafka_topics:
+            raise ValueError(
+                f"DLQ_TOPIC {self.dlq_topic!r} is also in KAFKA_TOPICS: a poison record would feed itself"
+            )
+        return self
 
 
 AnySettings = TypeVar("AnySettings", bound=BaseSettings)
@@ -183,8 +334,10 @@ def _load(model: type[AnySettings], overrides: dict[str, Any]) -> AnySettings:
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
-            name = "_".join(str(p) for p in e["loc"][:1]).upper() or "(settings)"
-            problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
+            name = "_".join(str(p) for p in e["loc"][:1]).upper()
+            message = e["msg"].removeprefix("Value error, ")
+            # A whole-model check (kafka_auth) has no location: its message names the variables.
+            problems.append(f"{name}: {message}" if name else message)
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
 
 
@@ -198,27 +351,19 @@ def load_client_settings(model: type[AnySettings], /, **overrides: Any) -> AnySe
     return _load(model, overrides)
 
 
-def kafka_client_config(settings: Settings | ClientSettings) -> dict[str, str]:
+def kafka_client_config(settings: Settings | ClientSettings) -> dict[str, Any]:
     """librdkafka settings every client of ours shares: where the brokers are, how to log in,
     and KAFKA_EXTRA_CONFIG (the named settings win over it).
 
-    The only place the SASL password is unwrapped: librdkafka needs it in clear.
+    The login settings come from `kafka_auth` (the only place secrets are unwrapped).
     """
-    conf = {
+    conf: dict[str, Any] = {
         **settings.kafka_extra_config,
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
         "client.id": "clevertap-consumer",
     }
-    if settings.kafka_sasl_mechanism:
-        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        conf["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password is not None:
-        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_ca_location:
-        conf["ssl.ca.location"] = settings.kafka_ssl_ca_location
-    return conf
+    return {**conf, **kafka_auth.librdkafka_auth(settings)}
 
 
 def tool_producer_config(

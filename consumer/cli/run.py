@@ -76,8 +76,8 @@ def run(
     report = DryRunReport(validated=validate_with_clevertap)
     # Port 0: a dry run beside the running service (kubectl exec) must not take its port.
     status = run_service(Replay(since), group_id=group, dry_run=report, metrics_port=0, **overrides)
-    if status == 0:
-        report.complete()
+    report.complete()
+    if status == 0 or report.outcomes["consumed"]:  # interrupted (Ctrl-C): report what was read
         text = (
             orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode()
             if fmt == "json"

@@ -151,15 +151,13 @@ def _sink(cfg: Any, profile: Profile, allow_passcode_sources: bool = False) -> S
 
 def _file_sink(path: Path, profile: Profile | None) -> tuple[Sink, Profile]:
     """A RudderStack-style Config object, or our destinations file with one destination."""
-    import yaml
-
-    from ..destinations import ConfigError, load_destinations
+    from ..destinations import ConfigError, load_destinations, read_destinations_data
     from ..transform import Profile
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read destination config {str(path)!r}: {exc}") from None
+        data = read_destinations_data(path)  # errors never quote the file (inline passcodes)
+    except ConfigError as exc:
+        raise InputError(f"cannot read destination config: {exc}") from None
     if isinstance(data, dict) and "destinations" in data:
         try:
             loaded = load_destinations(path)

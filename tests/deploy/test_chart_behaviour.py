@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helm_python import HelmRenderError
+from helm_python.errors import HelmValuesError
 
 from consumer.destinations import DestinationsFile, parse_destinations
 from consumer.settings import Settings, load_settings
@@ -745,3 +746,12 @@ def test_scenarios_render_distinct_object_sets() -> None:
             rendered = _all_manifests(name)
             kinds = sorted(m["kind"] for m in rendered)
             assert kinds != default or json.dumps(rendered) != json.dumps(_all_manifests("default")), name
+
+
+def test_regulation_topic_turns_user_deletion_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "KAFKA_REGULATION_TOPIC" not in render(scenario("default")).env()
+    values = merge(scenario("default"), {"kafka": {"regulationTopic": "regulations"}})
+    settings = _settings_from(render(values), monkeypatch, None)
+    assert settings.kafka_regulation_topic == "regulations"
+    with pytest.raises(HelmValuesError, match="regulationTopic"):
+        render(merge(scenario("default"), {"kafka": {"regulationTopic": "a b"}}))

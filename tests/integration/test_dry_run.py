@@ -94,6 +94,7 @@ def test_dry_run_reports_on_real_topics_and_sends_commits_and_dead_letters_nothi
 def test_dry_run_validates_with_clevertap_without_storing(bed: Bed) -> None:
     doc = json.loads(json.dumps(DESTINATIONS))
     doc["destinations"][1]["passcode"] = "wrong-pw-d41"  # dest-two, ACC-TWO: CleverTap says 401
+    doc["destinations"][1]["onAuthFailure"] = "hold"  # the service would wait; a dry run reports
     bed.destinations_file.write_text(json.dumps(doc))
     events = _events()
     since = int(time.time() * 1000) - 1000

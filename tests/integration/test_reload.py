@@ -8,11 +8,13 @@ import json
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumer.deletion import build_request
 from consumer.source import message_headers
 from tests.support.fake_clevertap import DEFAULT_ACCOUNTS
 from tests.support.service import DESTINATIONS, Bed, Expected, ServiceProcess, canonical, wait_for
@@ -136,3 +138,18 @@ def test_a_kubernetes_symlink_swap_and_sighup_are_picked_up(bed: Bed, tmp_path: 
     assert _dead_letter_reasons(bed, 5) == {b"unauthorized": 5}
     assert service.terminate() == 0
     assert "rotated-wrong-pw-3c" not in service.log_path.read_text()
+
+
+def test_a_reloaded_destination_also_serves_user_deletions(bed: Bed, new_topic: Callable[..., str]) -> None:
+    topic = new_topic(suffix="-regulation")
+    service = bed.service(KAFKA_REGULATION_TOPIC=topic)
+    service.wait_ready()
+    bed.destinations_file.write_text(json.dumps(_with(NEW_DESTINATION)))
+    wait_for(lambda: _reloads(service, "applied") == 1, 30, service.log_tail)
+    bed.kafka.produce(topic, [build_request("dest-new", ["gone-7"], [])])
+    wait_for(
+        lambda: bed.fake.deletions("ACC-TWO") == [{"account": "ACC-TWO", "identity": ["gone-7"]}],
+        60,
+        lambda: f"{bed.fake.deletions()}\n{service.log_tail()}",
+    )
+    assert service.terminate() == 0

@@ -25,7 +25,7 @@ from .promql import RATE_INTERVAL_SECONDS, grafana_to_promql, matrix_ranges, met
 from .sample import exercise_every_metric
 
 DASHBOARD = ROOT / "dashboards" / "clevertap-consumer.json"
-PROVISIONING = ROOT / "dashboards" / "provisioning"
+PROVISIONING = ROOT / "deploy" / "compose" / "grafana" / "provisioning"  # what compose mounts
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
@@ -120,12 +120,12 @@ def test_promtool_parses_every_query(promtool: Path, tmp_path: Path) -> None:
 
 
 def test_provisioning_files_point_grafana_at_prometheus_and_the_dashboard_folder() -> None:
-    datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yaml").read_text())
     (ds,) = datasources["datasources"]
     assert datasources["apiVersion"] == 1
     assert ds["type"] == "prometheus"
     assert ds["url"].startswith("http")
-    providers = yaml.safe_load((PROVISIONING / "dashboards" / "clevertap-consumer.yml").read_text())
+    providers = yaml.safe_load((PROVISIONING / "dashboards" / "clevertap-consumer.yaml").read_text())
     (provider,) = providers["providers"]
     assert providers["apiVersion"] == 1
     assert provider["type"] == "file"
