@@ -79,7 +79,10 @@ class _Partition:
                     done[-1] = (done[-1][0], end)
                 else:
                     done.append((start, end))
-        return base, offset_map.encode(base, done, limit)
+        metadata = offset_map.encode(base, done, limit)
+        if self.committable is None and not metadata:
+            return None  # nothing finished: the committed (or reset) position already says it all
+        return base, metadata
 
     def advance(self) -> bool:
         moved = False
