@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException, Message, Producer
 
 from . import metrics
 from .batch import Batch, Batcher, UnencodableRecordError
-from .codec import DecodeError, to_message
+from .codec import DecodeError
 from .consent import withheld
 from .deliver import BatchResult
 from .dlq import DeadLetters, Failure
@@ -39,7 +39,7 @@ COMMIT_EVERY_S = 0.25
 
 
 class Decoder(Protocol):
-    def decode(self, value: bytes | None) -> dict[str, Any]: ...
+    def decode_message(self, value: bytes | None) -> dict[str, Any]: ...
 
 
 class Deliverer(Protocol):
@@ -297,7 +297,7 @@ class Pipeline(RebalanceListener):
                 topic, partition, offset, m.key(), value, message_headers(m), ts if ts > 0 else None
             )
             try:
-                message = to_message(self._decoder.decode(value))
+                message = self._decoder.decode_message(value)
             except DecodeError as exc:
                 if exc.transient:
                     log.warning(

@@ -155,7 +155,7 @@ def build(
         options,
         consumer_conf=consumer_conf,
         producer=Producer(producer_config(client)),
-        decoder=Decoder.from_settings(settings),
+        decoder=Decoder.from_settings(settings, settings.kafka_value_format),
         router=router,
         deliverer=deliverer,
         health=obs.health,

@@ -123,6 +123,10 @@ class ClientSettings(BaseSettings):
     schema_registry_basic_auth_user_info: SecretStr | None = Field(
         None, description="Schema Registry `user:password` (secret; file allowed)."
     )
+    kafka_value_format: Literal["auto", "avro", "json"] = Field(
+        "auto",
+        description="Value encoding: `auto` tells JSON (first byte `{`) from Avro per record; `avro` or `json` forces one.",
+    )
 
     @field_validator("kafka_extra_config", mode="before")
     @classmethod
