@@ -28,7 +28,7 @@ from .offsets import Entry, OffsetTracker, TopicPartitionKey
 from .route import Route, Router
 from .settings import Settings
 from .source import PartitionSet, RebalanceListener, Source, message_headers
-from .transform import Accepted, Filtered, transform
+from .transform import Accepted, Filtered
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class Pipeline(RebalanceListener):
             self._process(entry, message, now)
 
     def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
-        route = self._router.route(message, entry.headers)
+        route = self._router.route(message, entry.headers, entry.topic)
         if isinstance(route, Failure):
             self._reject(entry, route)
             return
@@ -337,7 +337,7 @@ class Pipeline(RebalanceListener):
             self._finish(entry, "filtered")
             return
         try:
-            result = transform(message, route.config)
+            result = route.transform(message, route.config)
         except Exception as exc:  # a bug must cost one message, never the consumer
             log.exception(
                 "transform raised", extra={"stage": "transform", "destination": route.destination_id}
@@ -347,7 +347,7 @@ class Pipeline(RebalanceListener):
         if isinstance(result, Accepted):
             self._accept(entry, route, result, now)
         elif isinstance(result, Filtered):
-            self._tally.filtered[(route.destination_id, "event_filter")] += 1
+            self._tally.filtered[(route.destination_id, result.reason)] += 1
             self._finish(entry, "filtered")
         else:
             self._reject(entry, Failure("transform", result.reason, result.message))

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
-
 from fastavro import parse_schema, schemaless_reader
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
