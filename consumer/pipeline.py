@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_DECODE_BACKOFF_S = 5.0
 # Completions are committed (watermark + offset map) this soon: a crash repeats at most what
-# finished in the last quarter second, plus what was in flight.
-COMMIT_EVERY_S = 0.25
+# finished in the last tenth of a second, plus what was in flight.
+COMMIT_EVERY_S = 0.1
 
 
 class Decoder(Protocol):
