@@ -18,7 +18,7 @@ PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^ \\]+) \\$", re.MULTILINE)
 
 def _pins(lock: str) -> dict[str, str]:
     text = (ROOT / lock).read_text()
-    pins = {canonicalize_name(name): version for name, version in PIN.findall(text)}
+    pins: dict[str, str] = {canonicalize_name(name): version for name, version in PIN.findall(text)}
     # every pinned requirement carries hashes (pip --require-hashes refuses the file otherwise)
     blocks = [b for b in re.split(r"\n(?=[A-Za-z0-9])", text) if PIN.match(b)]
     assert len(blocks) == len(pins), lock
