@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .batch import Target
 from .consent import OPEN, Gate
+from .contracts import Failure, Headers, Target
 from .destinations import DestinationsFile
-from .dlq import Failure
-from .offsets import Headers
 from .transform import TransformConfig
 
 DESTINATION_HEADER = "destinationId"

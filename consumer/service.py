@@ -28,13 +28,15 @@ from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, DestinationsFile, load_destinations
+from .dlq import producer_config
 from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
 from .offsets import Entry
-from .pipeline import DeadLetterSink, Pipeline, PipelineOptions, consumer_config, producer_config
+from .pipeline import DeadLetterSink, Pipeline, PipelineOptions
 from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
+from .source import consumer_config
 from .transform import FIX_KINDS, REJECT_REASONS
 
 if TYPE_CHECKING:
