@@ -130,6 +130,7 @@ class Pipeline(RebalanceListener):
         health: Health | None = None,
         clock: Callable[[], float] = time.monotonic,
         dead_letters: Callable[[Callable[[Entry], None]], DeadLetterSink] | None = None,
+        commits: CommitPolicy | None = None,
     ) -> None:
         self.options = options
         self._clock = clock
@@ -143,7 +144,8 @@ class Pipeline(RebalanceListener):
         )
         self._source = Source(consumer_conf, options.topics, self)
         source = self._source
-        policy: CommitPolicy = _SourceCommits(source) if options.commit else NoCommits()
+        # Where commit points go: `commits` if given, else the group (nowhere for a dry run).
+        policy: CommitPolicy = commits or (_SourceCommits(source) if options.commit else NoCommits())
         self._commit_step = Commit(ledger, policy, lambda: source.metadata_limit, clock)
         self._deliver = Deliver(deliverer, self._dlq, ledger, self._commit_step)
         self._process = Process(
