@@ -21,6 +21,8 @@ from consumer.codec.registry import Registry
 from consumer.destinations import ConfigError
 from consumer.settings import ClientSettings, kafka_client_config, load_client_settings, load_settings
 
+from .support.pki import make_pki
+
 AUTH_VARS = (
     "KAFKA_SECURITY_PROTOCOL",
     "KAFKA_SASL_MECHANISM",
@@ -67,72 +69,7 @@ def _real_client(conf: dict[str, object]) -> None:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A CA, a client certificate it signed (like a Strimzi KafkaUser secret) and a server
-    certificate for 127.0.0.1, made with openssl."""
-    d = tmp_path_factory.mktemp("pki")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-    )
-    for name, extra in (("user", []), ("server", ["-addext", "subjectAltName=IP:127.0.0.1"])):
-        run(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            "-subj",
-            f"/CN={name}",
-            *extra,
-        )
-        ext = ["-copy_extensions", "copy"] if extra else []
-        run(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            f"{name}.crt",
-            "-days",
-            "2",
-            *ext,
-        )
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.csr",
-        "-subj",
-        "/CN=other",
-    )
-    return {p.stem + p.suffix.replace(".", "_"): p for p in d.iterdir()}
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_oidc_settings_reach_librdkafka_and_the_secret_comes_from_a_file(
