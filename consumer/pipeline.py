@@ -219,9 +219,11 @@ class Pipeline(RebalanceListener):
         if messages:
             messages = self._stop_policy.admit(messages)
         if self._carried is not None:
+            # Offered again even when empty (a revocation may have taken all of it): acceptance
+            # is what resumes the source.
             self._carried.extend(messages)  # e.g. a fresh partition's first records before its pause
-            messages = self._carried
-        if messages:
+            self._offer(self._carried)
+        elif messages:
             self._offer(messages)
         self._process.poll()
         self._ledger.publish()

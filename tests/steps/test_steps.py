@@ -307,3 +307,16 @@ def test_shutdown_closes_the_deliverer_then_flushes_dead_letters_then_commits() 
     pipeline._shutdown()
     assert log == ["deliverer.close", "dlq.flush", "commit"]
     assert pipeline.stats["delivered"] == 2
+
+
+def test_a_rejected_batch_emptied_by_revocation_still_resumes_the_source() -> None:
+    log: list[str] = []
+    deliverer = FakeDeliverer(log)
+    pipeline, _ = _pipeline(log, deliverer)
+    pipeline._process._max_records = 2  # a small in-flight bound
+    pipeline._offer(messages(0, 0, 2))
+    pipeline._offer(messages(0, 2, 2))  # rejected: carried, source paused
+    assert pipeline._source.paused
+    pipeline.revoked({("events", 0)})  # takes the in-flight work and the carried batch
+    pipeline.step()
+    assert not pipeline._source.paused
