@@ -25,14 +25,14 @@ from confluent_kafka import Message
 
 from . import metrics
 from .batch import Batch, Batcher, UnencodableRecordError
-from .codec import DecodeError, to_message
+from .codec import DecodeError
 from .consent import withheld
 from .contracts import CommitPoint, Failure, TopicPartitionKey
 from .deliver import BatchResult
 from .offsets import Entry, OffsetTracker
 from .route import Route, Router
 from .source import message_headers
-from .transform import Accepted, Filtered, transform
+from .transform import Accepted, Filtered
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ProcessingStep(Protocol[T_contra]):
 
 
 class Decoder(Protocol):
-    def decode(self, value: bytes | None) -> dict[str, Any]: ...
+    def decode_message(self, value: bytes | None) -> dict[str, Any]: ...
 
 
 class Deliverer(Protocol):
@@ -388,7 +388,7 @@ class Process:
                 topic, partition, offset, m.key(), value, message_headers(m), ts if ts > 0 else None
             )
             try:
-                message = to_message(self._decoder.decode(value))
+                message = self._decoder.decode_message(value)
             except DecodeError as exc:
                 if exc.transient:
                     log.warning(
@@ -412,7 +412,7 @@ class Process:
             self._process(entry, message, now)
 
     def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
-        route = self._router.route(message, entry.headers)
+        route = self._router.route(message, entry.headers, entry.topic)
         if isinstance(route, Failure):
             self._reject(entry, route)
             return
@@ -429,7 +429,7 @@ class Process:
             finish(entry, "filtered")
             return
         try:
-            result = transform(message, route.config)
+            result = route.transform(message, route.config)
         except Exception as exc:  # a bug must cost one message, never the consumer
             log.exception(
                 "transform raised", extra={"stage": "transform", "destination": route.destination_id}
@@ -439,7 +439,7 @@ class Process:
         if isinstance(result, Accepted):
             self._accept(entry, route, result, now)
         elif isinstance(result, Filtered):
-            tally.filtered[(route.destination_id, "event_filter")] += 1
+            tally.filtered[(route.destination_id, result.reason)] += 1
             finish(entry, "filtered")
         else:
             self._reject(entry, Failure("transform", result.reason, result.message))

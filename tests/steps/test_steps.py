@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Producer
 
 from consumer.batch import Batch, Batcher
-from consumer.codec import DecodeError, to_envelope
+from consumer.codec import DecodeError
 from consumer.contracts import CommitPoint, Failure, TopicPartitionKey
 from consumer.deliver import BatchResult
 from consumer.destinations import parse_destinations
@@ -65,10 +65,11 @@ def track(user: str) -> bytes:
 
 
 class FakeDecoder:
-    def decode(self, value: bytes | None) -> dict[str, Any]:
+    def decode_message(self, value: bytes | None) -> dict[str, Any]:
         if value == TRANSIENT:
             raise DecodeError("registry_unavailable", "registry did not answer", transient=True)
-        return to_envelope(orjson.loads(value or b"null"))
+        message: dict[str, Any] = orjson.loads(value or b"null")
+        return message
 
 
 class FakeDeliverer:
