@@ -9,15 +9,20 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
+# Optional extras baked into the image, e.g. `--build-arg EXTRAS=msk` for AWS MSK IAM login.
+ARG EXTRAS=""
+
 FROM ${PYTHON_IMAGE} AS build
+ARG EXTRAS
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY . .
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PYTHON_IMAGE
+ARG EXTRAS
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -45,7 +50,7 @@ RUN groupadd --system --gid 10001 clevertap \
 
 # The wheels are bind-mounted from stage 1, so they never become a layer of this image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels clevertap-consumer \
+    pip install --no-index --find-links=/wheels "clevertap-consumer${EXTRAS:+[$EXTRAS]}" \
     && clevertap-consumer --version
 
 WORKDIR /app

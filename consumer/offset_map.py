@@ -6,12 +6,14 @@ owner deliver all of that again, and CleverTap has no idempotency key, so each r
 doubled event. Like Confluent's Parallel Consumer, we write the done offsets above the watermark
 into the commit's metadata string; whoever gets the partition next reads it and skips them.
 
-Format: ``ctc1:`` + URL-safe base64 (no padding) of unsigned LEB128 varints, the run lengths of
-alternating *not done* / *done* offsets starting at the committed offset. Runs compress both
-the usual shape (a few stuck batches among long done stretches) and sparse patterns well
-enough that a few thousand offsets fit the broker's `offset.metadata.max.bytes` (default 4096).
-When the whole map does not fit, the longest prefix that fits is written: offsets past it are
-merely delivered again, never skipped wrongly. Metadata this module did not write (another
+Format: ``ctc1:<kind>:`` + URL-safe base64 (no padding). Kind ``r``: unsigned LEB128 varints,
+the run lengths of alternating *not done* / *done* offsets from the committed offset (small
+when a few stuck batches sit among long done stretches); ``b``: a bitmap, bit i set when
+offset base+i is done (bounded: 4096 bytes of metadata cover ~24,000 offsets whatever the
+pattern, e.g. every eighth offset stuck behind one sick account); ``rz``/``bz``: the same,
+zlib-compressed. The smallest that fits the broker's `offset.metadata.max.bytes` (default
+4096) is written. When none holds the whole map, the longer prefix is written: offsets past it
+are merely delivered again, never skipped wrongly. Metadata this module did not write (another
 tool's, a corrupt string) reads as "nothing known done": the plain watermark.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import zlib
 from collections.abc import Iterable, Sequence
 
 PREFIX = "ctc1:"
@@ -50,16 +53,17 @@ def _varint(n: int, out: bytearray) -> None:
             return
 
 
-def _encoded_len(raw_len: int) -> int:
-    return len(PREFIX) + (4 * raw_len + 2) // 3  # base64 without padding
+def _encoded_len(kind: str, raw_len: int) -> int:
+    return len(PREFIX) + len(kind) + 1 + (4 * raw_len + 2) // 3  # base64 without padding
 
 
-def encode(base: int, done: Sequence[Range], limit: int = MAX_METADATA_BYTES) -> str:
-    """The metadata for a commit of `base`: `done` (ascending, disjoint ranges at or above
-    `base`) as runs, cut to the longest prefix of whole done-runs that fits `limit` bytes.
-    Returns "" when nothing is done above `base` or not even one run fits."""
+def _text(kind: str, raw: bytes) -> str:
+    return f"{PREFIX}{kind}:" + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _runs(base: int, done: Sequence[Range], limit: int) -> tuple[bytes, int]:
+    """Run-length bytes of the longest prefix of `done` that fits, and the offset it covers to."""
     raw = bytearray()
-    fitted = 0
     position = base
     for first, end in done:
         if end <= position:
@@ -68,24 +72,69 @@ def encode(base: int, done: Sequence[Range], limit: int = MAX_METADATA_BYTES) ->
         candidate = bytearray(raw)
         _varint(start - position, candidate)
         _varint(end - start, candidate)
-        if _encoded_len(len(candidate)) > limit:
+        if _encoded_len("r", len(candidate)) > limit:
             break
         raw = candidate
-        fitted = len(raw)
         position = end
-    if not fitted:
+    return bytes(raw), position
+
+
+def _bitmap(base: int, done: Sequence[Range], limit: int) -> tuple[bytes, int]:
+    """Bit i (LSB first) set = offset base+i done, cut to what fits; and the offset covered to."""
+    if not done:
+        return b"", base
+    span = done[-1][1] - base
+    max_bytes = max(0, (limit - _encoded_len("b", 0)) * 3 // 4)
+    span = min(span, max_bytes * 8)
+    bits = bytearray((span + 7) // 8)
+    for first, end in done:
+        for offset in range(max(first, base), min(end, base + span)):
+            i = offset - base
+            bits[i >> 3] |= 1 << (i & 7)
+    while bits and not bits[-1]:
+        bits.pop()
+    return bytes(bits), base + len(bits) * 8
+
+
+def encode(base: int, done: Sequence[Range], limit: int = MAX_METADATA_BYTES) -> str:
+    """The metadata for a commit of `base`: `done` (ascending, disjoint ranges at or above
+    `base`) as runs or as a bitmap, zlib-compressed when that is shorter, whichever form is the
+    smallest; when none fits `limit` bytes, the uncompressed form that covers the longer prefix
+    of `done`. Returns "" when nothing is done above `base` or nothing fits."""
+    if limit <= 0:
         return ""
-    return PREFIX + base64.urlsafe_b64encode(bytes(raw)).decode("ascii").rstrip("=")
+    runs, runs_to = _runs(base, done, limit)
+    bitmap, bitmap_to = _bitmap(base, done, limit)
+    complete = done[-1][1] if done else base
+    candidates: list[str] = []
+    if runs_to >= complete and runs:
+        candidates += [_text("r", runs), _text("rz", zlib.compress(runs, 9))]
+    if bitmap_to >= complete and bitmap:
+        candidates += [_text("b", bitmap), _text("bz", zlib.compress(bitmap, 9))]
+    if not candidates:
+        # Nothing holds the whole map: the longer prefix; offsets past it are sent again.
+        if runs_to >= bitmap_to and runs:
+            candidates.append(_text("r", runs))
+        elif bitmap:
+            candidates.append(_text("b", bitmap))
+    fitting = [c for c in candidates if len(c) <= limit]
+    return min(fitting, key=len) if fitting else ""
 
 
 def decode(base: int, metadata: str | None) -> list[Range]:
     """The done ranges recorded with a commit of `base`; [] for empty or foreign metadata."""
     if not metadata or not metadata.startswith(PREFIX):
         return []
-    text = metadata[len(PREFIX) :]
+    kind, _, text = metadata[len(PREFIX) :].partition(":")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        if kind.endswith("z"):
+            raw = zlib.decompress(raw)
+    except (binascii.Error, ValueError, zlib.error):
+        return []
+    if kind in ("b", "bz"):
+        return ranges(base + i for i in range(len(raw) * 8) if raw[i >> 3] >> (i & 7) & 1)
+    if kind not in ("r", "rz"):
         return []
     runs: list[int] = []
     value = shift = 0

@@ -79,7 +79,10 @@ class _Partition:
                     done[-1] = (done[-1][0], end)
                 else:
                     done.append((start, end))
-        return base, offset_map.encode(base, done, limit)
+        metadata = offset_map.encode(base, done, limit)
+        if self.committable is None and not metadata:
+            return None  # nothing finished: the committed (or reset) position already says it all
+        return base, metadata
 
     def advance(self) -> bool:
         moved = False
@@ -131,6 +134,11 @@ class OffsetTracker:
         part = self._partitions.get(tp)
         if part is None:
             part = self._partitions[tp] = _Partition()
+        if part.base is None:
+            # No commit read at assignment (a new group, or the read failed): the first offset
+            # read is where consumption started, so a map can be committed against it even
+            # while that very first record is still in flight.
+            part.base = entry.offset
         part.entries.append(entry)
         self.in_flight_records += 1
         self.in_flight_bytes += entry.size

@@ -14,12 +14,13 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from confluent_kafka import KafkaException, Producer
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import kafka_auth
 from .clevertap_api import MAX_RECORDS
 from .destinations import ConfigError
 from .logs import SECRET_PROPERTY
@@ -112,7 +113,33 @@ class ClientSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN, SCRAM-SHA-512.")
     kafka_sasl_username: str | None = Field(None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret; file allowed).")
+    kafka_sasl_oauthbearer_method: Literal["oidc", "aws_msk_iam"] | None = Field(
+        None,
+        description="With KAFKA_SASL_MECHANISM=OAUTHBEARER: `oidc` (librdkafka fetches tokens) or `aws_msk_iam` (extra `msk`).",
+    )
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = Field(
+        None, description="OIDC token endpoint URL."
+    )
+    kafka_sasl_oauthbearer_client_id: str | None = Field(None, description="OIDC client id.")
+    kafka_sasl_oauthbearer_client_secret: SecretStr | None = Field(
+        None, description="OIDC client secret (secret; file allowed)."
+    )
+    kafka_sasl_oauthbearer_scope: str | None = Field(
+        None, description="OIDC scope, if the provider needs one."
+    )
+    kafka_sasl_oauthbearer_extensions: str | None = Field(
+        None,
+        description="SASL extensions `k=v,k=v` (Confluent Cloud: `logicalCluster=lkc-…,identityPoolId=pool-…`).",
+    )
+    kafka_aws_region: str | None = Field(None, description="AWS region of the MSK cluster (aws_msk_iam).")
     kafka_ssl_ca_location: str | None = Field(None, description="CA bundle for SSL.")
+    kafka_ssl_certificate_location: str | None = Field(
+        None, description="Client certificate (PEM) for mutual TLS, e.g. a Strimzi KafkaUser's user.crt."
+    )
+    kafka_ssl_key_location: str | None = Field(None, description="Client private key (PEM) for mutual TLS.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key (secret; file allowed)."
+    )
     kafka_extra_config: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='Extra librdkafka settings for every Kafka client, as a JSON object, e.g. {"fetch.max.bytes": "1048576"}.',
@@ -122,6 +149,13 @@ class ClientSettings(BaseSettings):
     )
     schema_registry_basic_auth_user_info: SecretStr | None = Field(
         None, description="Schema Registry `user:password` (secret; file allowed)."
+    )
+    schema_registry_ssl_ca_location: str | None = Field(
+        None, description="CA bundle for an HTTPS Schema Registry with a private CA."
+    )
+    kafka_value_format: Literal["auto", "avro", "json"] = Field(
+        "auto",
+        description="Value encoding: `auto` tells JSON (first byte `{`) from Avro per record; `avro` or `json` forces one.",
     )
 
     @field_validator("kafka_extra_config", mode="before")
@@ -140,7 +174,7 @@ class ClientSettings(BaseSettings):
                     raise ValueError(f"{key!r}: {exc}") from None
         return check_extra_config(value)
 
-    @field_validator("kafka_sasl_password")
+    @field_validator("kafka_sasl_password", "kafka_sasl_oauthbearer_client_secret", "kafka_ssl_key_password")
     @classmethod
     def _redactable(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -168,6 +202,12 @@ class ClientSettings(BaseSettings):
                     " is set too: give the credentials once (in SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO)"
                 )
             check_secret(url.password or "")
+        return self
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Self:
+        if found := kafka_auth.problems(self):
+            raise ValueError("; ".join(found))
         return self
 
 
@@ -298,8 +338,10 @@ def _load(model: type[AnySettings], overrides: dict[str, Any]) -> AnySettings:
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
-            name = "_".join(str(p) for p in e["loc"][:1]).upper() or "(settings)"
-            problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
+            name = "_".join(str(p) for p in e["loc"][:1]).upper()
+            message = e["msg"].removeprefix("Value error, ")
+            # A whole-model check (kafka_auth) has no location: its message names the variables.
+            problems.append(f"{name}: {message}" if name else message)
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
 
 
@@ -313,27 +355,19 @@ def load_client_settings(model: type[AnySettings], /, **overrides: Any) -> AnySe
     return _load(model, overrides)
 
 
-def kafka_client_config(settings: Settings | ClientSettings) -> dict[str, str]:
+def kafka_client_config(settings: Settings | ClientSettings) -> dict[str, Any]:
     """librdkafka settings every client of ours shares: where the brokers are, how to log in,
     and KAFKA_EXTRA_CONFIG (the named settings win over it).
 
-    The only place the SASL password is unwrapped: librdkafka needs it in clear.
+    The login settings come from `kafka_auth` (the only place secrets are unwrapped).
     """
-    conf = {
+    conf: dict[str, Any] = {
         **settings.kafka_extra_config,
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
         "client.id": "clevertap-consumer",
     }
-    if settings.kafka_sasl_mechanism:
-        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        conf["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password is not None:
-        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_ca_location:
-        conf["ssl.ca.location"] = settings.kafka_ssl_ca_location
-    return conf
+    return {**conf, **kafka_auth.librdkafka_auth(settings)}
 
 
 def tool_producer_config(

@@ -54,7 +54,16 @@ def test_nothing_done_above_the_base_is_the_plain_watermark() -> None:
 
 
 def test_foreign_or_corrupt_metadata_reads_as_nothing_done() -> None:
-    for text in ("hello", "ctc1:!!!", "ctc1:gA", "ctc1:AQ", None, "ctc1:AAA"):
+    for text in (
+        "hello",
+        "ctc1:r:!!!",
+        "ctc1:r:gA",
+        "ctc1:r:AQ",
+        None,
+        "ctc1:r:AAA",
+        "ctc1:bz:AAAA",
+        "ctc1:q:AA",
+    ):
         assert offset_map.decode(5, text) == [], text
 
 
@@ -122,7 +131,7 @@ def test_offset_maps_round_trip_through_a_real_broker(kafka: KafkaBed, new_topic
     assert source.committed({tp}) == {tp: (4, second)}
 
     # Too big for the broker: the commit fails, the source falls back to plain watermarks.
-    source.commit({tp: (5, "ctc1:" + "A" * 5000)})
+    source.commit({tp: (5, "ctc1:b:" + "A" * 5000)})
     deadline = time.monotonic() + 10
     while source.metadata_limit and time.monotonic() < deadline:
         source.poll(100, 0.1)
@@ -136,3 +145,11 @@ def test_offset_maps_round_trip_through_a_real_broker(kafka: KafkaBed, new_topic
     reader.close()
     assert (got.offset, got.metadata) == (4, second)
     assert offset_map.decode(got.offset, got.metadata) == [(6, 9), (12, 20)]
+
+
+def test_a_fragmented_window_of_twenty_thousand_fits_as_a_bitmap() -> None:
+    # one of eight accounts stuck: every eighth offset of a 20k window not done
+    done = offset_map.ranges(o for o in range(1, 20_000) if o % 8)
+    text = offset_map.encode(0, done)
+    assert len(text) <= offset_map.MAX_METADATA_BYTES
+    assert _expand(offset_map.decode(0, text)) == _expand(done)

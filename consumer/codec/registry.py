@@ -35,6 +35,9 @@ class RegistrySettings(Protocol):
     @property
     def schema_registry_basic_auth_user_info(self) -> SecretStr | None: ...
 
+    @property
+    def schema_registry_ssl_ca_location(self) -> str | None: ...
+
 
 def public_url(url: str) -> str:
     """The URL without user info: the only form of it that may appear in a message."""
@@ -54,8 +57,11 @@ class Registry:
         self._secrets = tuple(s for s in secrets if s)
 
     @classmethod
-    def connect(cls, url: str, user_info: SecretStr | None = None) -> Registry:
-        """A client for `url`; `user_info` is `user:password` for basic auth (or in the URL)."""
+    def connect(
+        cls, url: str, user_info: SecretStr | None = None, ca_location: str | None = None
+    ) -> Registry:
+        """A client for `url`; `user_info` is `user:password` for basic auth (or in the URL);
+        `ca_location` a CA bundle for a registry behind a private CA."""
         conf: dict[str, Any] = {
             "url": url,
             "timeout": REGISTRY_TIMEOUT_SECONDS,
@@ -63,6 +69,8 @@ class Registry:
             "retries.wait.ms": REGISTRY_RETRY_WAIT_MS,
             "retries.max.wait.ms": REGISTRY_RETRY_WAIT_MS * 4,
         }
+        if ca_location:
+            conf["ssl.ca.location"] = ca_location
         secrets: list[str] = []
         parts = urlsplit(url)
         if parts.password:
@@ -84,7 +92,9 @@ class Registry:
         url = settings.schema_registry_url
         if url is None or not str(url).strip():
             return None
-        return cls.connect(str(url), settings.schema_registry_basic_auth_user_info)
+        return cls.connect(
+            str(url), settings.schema_registry_basic_auth_user_info, settings.schema_registry_ssl_ca_location
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -96,7 +96,13 @@ def _settings_from(rendered: Rendered, monkeypatch: pytest.MonkeyPatch, secrets_
         monkeypatch.delenv(name.upper(), raising=False)
     for name, entry in rendered.env().items():
         if "value" in entry:
-            monkeypatch.setenv(name, entry["value"])
+            value = entry["value"]
+            if name.endswith("_LOCATION"):  # a mounted TLS file: the service checks it exists
+                stand_in = Path.cwd() / "mounted" / value.lstrip("/")
+                stand_in.parent.mkdir(parents=True, exist_ok=True)
+                stand_in.touch()
+                value = str(stand_in)
+            monkeypatch.setenv(name, value)
     monkeypatch.setenv("SECRETS_DIRS", str(secrets_dir) if secrets_dir else "/nonexistent")
     return load_settings()
 
@@ -160,6 +166,7 @@ def test_every_passcode_file_resolves_to_the_given_passcode(name: str, tmp_path:
         "clevertap-passcodes": {"web": "ext-web", "mobile-app-passcode": "ext-app"},
         "clevertap-consumer-kafka-user": {"password": "ext-sasl"},
         "schema-registry-credentials": {"user-info": "u:p"},
+        "confluent-cloud-oauth": {"client-secret": "ext-oidc-secret"},
     }
     assert _mount(rendered, "secrets")["mountPath"] == SECRETS_DIR
     assert _mount(rendered, "secrets")["readOnly"] is True
@@ -192,6 +199,7 @@ def test_service_loads_the_rendered_settings(
         "clevertap-passcodes": {"web": "x", "mobile-app-passcode": "y"},
         "clevertap-consumer-kafka-user": {"password": "ext-sasl"},
         "schema-registry-credentials": {"user-info": "ext-user:ext-pass"},
+        "confluent-cloud-oauth": {"client-secret": "ext-oidc-secret"},
     }
     secrets = _materialise_secrets(rendered, tmp_path / "secrets", external)
     settings = _settings_from(rendered, monkeypatch, secrets)

@@ -48,14 +48,20 @@ class KafkaBed:
         topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
         futures = self.admin.create_topics([topic])
         futures[name].result(30)
-        # Metadata can lag the creation by a moment; wait until every partition has a leader.
-        for _ in range(100):
+        # Metadata can lag the creation by a moment (seconds on a loaded machine); wait until
+        # every partition has a leader.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             md = self.admin.list_topics(name, timeout=5).topics.get(name)
-            if md is None or md.error is not None or len(md.partitions) != partitions:
-                continue
-            if all(p.leader >= 0 for p in md.partitions.values()):
+            if (
+                md is not None
+                and md.error is None
+                and len(md.partitions) == partitions
+                and all(p.leader >= 0 for p in md.partitions.values())
+            ):
                 return name
-        raise AssertionError(f"topic {name} has no leaders")
+            time.sleep(0.05)
+        raise AssertionError(f"topic {name} has no leaders after 30 s")
 
     def produce(
         self,

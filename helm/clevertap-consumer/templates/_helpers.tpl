@@ -79,6 +79,8 @@ annotations:
 {{- define "clevertap-consumer.destinationsDir" -}}/etc/clevertap-consumer/destinations{{- end }}
 {{- define "clevertap-consumer.secretsDir" -}}/etc/clevertap-consumer/secrets{{- end }}
 {{- define "clevertap-consumer.kafkaTlsDir" -}}/etc/clevertap-consumer/kafka-tls{{- end }}
+{{- define "clevertap-consumer.kafkaClientTlsDir" -}}/etc/clevertap-consumer/kafka-client-tls{{- end }}
+{{- define "clevertap-consumer.registryTlsDir" -}}/etc/clevertap-consumer/schema-registry-tls{{- end }}
 
 {{/* Name of the Secret the chart generates (only rendered when it holds something). */}}
 {{- define "clevertap-consumer.secretName" -}}
@@ -143,6 +145,12 @@ Paths for the settings match the lower-case variable names the app looks for.
 {{- $files = append $files (dict "secretName" $sasl.existingSecret "key" $sasl.existingSecretPasswordKey "path" "kafka_sasl_password") }}
 {{- else if $sasl.password }}
 {{- $files = append $files (dict "secretName" $generated "key" "kafka-sasl-password" "path" "kafka_sasl_password" "value" $sasl.password) }}
+{{- end }}
+{{- $oauth := .Values.kafka.sasl.oauthbearer }}
+{{- if $oauth.existingSecret }}
+{{- $files = append $files (dict "secretName" $oauth.existingSecret "key" $oauth.existingSecretClientSecretKey "path" "kafka_sasl_oauthbearer_client_secret") }}
+{{- else if $oauth.clientSecret }}
+{{- $files = append $files (dict "secretName" $generated "key" "kafka-sasl-oauthbearer-client-secret" "path" "kafka_sasl_oauthbearer_client_secret" "value" $oauth.clientSecret) }}
 {{- end }}
 {{- $sr := .Values.schemaRegistry }}
 {{- if $sr.existingSecret }}
@@ -236,6 +244,35 @@ combination fails `helm install`/`helm template` with a message naming the value
 {{- end }}
 {{- if and .Values.kafka.tls.existingSecret (not (include "clevertap-consumer.usesTls" .)) }}
 {{- fail (printf "kafka.tls.existingSecret is set but kafka.securityProtocol is %s: use SSL or SASL_SSL" .Values.kafka.securityProtocol) }}
+{{- end }}
+{{- $oauth := .Values.kafka.sasl.oauthbearer }}
+{{- if and (eq (upper .Values.kafka.sasl.mechanism) "OAUTHBEARER") (not $oauth.method) }}
+{{- fail "kafka.sasl.mechanism is OAUTHBEARER: set kafka.sasl.oauthbearer.method (oidc or aws_msk_iam)" }}
+{{- end }}
+{{- if and $oauth.method (ne (upper .Values.kafka.sasl.mechanism) "OAUTHBEARER") }}
+{{- fail (printf "kafka.sasl.oauthbearer.method is %s: set kafka.sasl.mechanism to OAUTHBEARER" $oauth.method) }}
+{{- end }}
+{{- if eq $oauth.method "oidc" }}
+{{- if or (not $oauth.tokenEndpointUrl) (not $oauth.clientId) (not (or $oauth.clientSecret $oauth.existingSecret)) }}
+{{- fail "kafka.sasl.oauthbearer.method oidc needs tokenEndpointUrl, clientId, and clientSecret or existingSecret" }}
+{{- end }}
+{{- end }}
+{{- if eq $oauth.method "aws_msk_iam" }}
+{{- if not $oauth.awsRegion }}
+{{- fail "kafka.sasl.oauthbearer.method aws_msk_iam needs kafka.sasl.oauthbearer.awsRegion" }}
+{{- end }}
+{{- if ne .Values.kafka.securityProtocol "SASL_SSL" }}
+{{- fail "kafka.sasl.oauthbearer.method aws_msk_iam needs kafka.securityProtocol SASL_SSL" }}
+{{- end }}
+{{- end }}
+{{- if and $oauth.method .Values.autoscaling.keda.enabled }}
+{{- fail "autoscaling.keda.enabled with kafka.sasl.oauthbearer: configure KEDA's Kafka scaler authentication yourself (its OAUTHBEARER/MSK IAM settings differ); use autoscaling.hpa instead here" }}
+{{- end }}
+{{- if and .Values.kafka.tls.clientCertificate.existingSecret (not (include "clevertap-consumer.usesTls" .)) }}
+{{- fail (printf "kafka.tls.clientCertificate.existingSecret is set but kafka.securityProtocol is %s: use SSL or SASL_SSL" .Values.kafka.securityProtocol) }}
+{{- end }}
+{{- if and .Values.schemaRegistry.tls.existingSecret (not (hasPrefix "https://" .Values.schemaRegistry.url)) }}
+{{- fail "schemaRegistry.tls.existingSecret needs an https:// schemaRegistry.url" }}
 {{- end }}
 {{- if and .Values.autoscaling.keda.limitToPartitionsWithLag (ne (len .Values.kafka.topics) 1) }}
 {{- fail "autoscaling.keda.limitToPartitionsWithLag needs exactly one topic in kafka.topics" }}
