@@ -36,6 +36,7 @@ TRANSIENT_DECODE_BACKOFF_S = 5.0
 # Completions are committed (watermark + offset map) this soon: a crash repeats at most what
 # finished in the last tenth of a second, plus what was in flight.
 COMMIT_EVERY_S = 0.1
+INGEST_CHUNK = 200
 
 
 class Decoder(Protocol):
@@ -256,14 +257,17 @@ class Pipeline(RebalanceListener):
     def step(self) -> None:
         messages = self._source.poll(self.options.poll_records, self.options.poll_timeout_s)
         now = self._clock()
-        if messages:
-            self._ingest(messages, now)
+        # Deliveries finish while a long poll batch is still being transformed: take their
+        # results and commit between chunks, so a crash mid-burst repeats little.
+        for start in range(0, len(messages), INGEST_CHUNK):
+            self._ingest(messages[start : start + INGEST_CHUNK], now)
+            now = self._clock()
+            self._drain(now)
+            self._commit_due(now)
         for batch in self._batcher.due(now):
             self._deliverer.submit(batch)
         self._drain(now)
-        if now >= self._next_commit:
-            self._next_commit = now + COMMIT_EVERY_S
-            self._commit()
+        self._commit_due(now)
         self._flow_control()
         self._publish()
         if self._health is not None:
@@ -442,6 +446,11 @@ class Pipeline(RebalanceListener):
             log.info(
                 "offset maps: records already done above the committed offsets", extra={"records": skipped}
             )
+
+    def _commit_due(self, now: float) -> None:
+        if now >= self._next_commit:
+            self._next_commit = now + COMMIT_EVERY_S
+            self._commit()
 
     def _commit(self, partitions: PartitionSet | None = None) -> None:
         """Commit the watermarks and offset maps of partitions where anything finished (or of
