@@ -27,8 +27,18 @@ from pydantic import (
     model_validator,
 )
 
+from .clevertap_api import is_restricted_event
 from .consent import Gate, gate_from_config
-from .transform import EventFilter, Profile, TransformConfig, host_for_region
+from .transform import (
+    AttributionOptions,
+    EventFilter,
+    InAppEvent,
+    Profile,
+    SendPolicy,
+    TransformConfig,
+    UserKey,
+    host_for_region,
+)
 
 
 class ConfigError(Exception):
@@ -80,6 +90,38 @@ class _KetchPurpose(_Lenient):
     purpose: str = ""
 
 
+class _InAppEvent(BaseModel):
+    """An `inAppEvents` entry: a partner event to forward (AppsFlyer's in-app postback setup)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    send: SendPolicy = "values"
+    as_name: str | None = Field(default=None, alias="as", min_length=1)
+
+    @model_validator(mode="after")
+    def _charged_has_revenue(self) -> _InAppEvent:
+        if self.as_name == "Charged" and self.send != "values_and_revenue":
+            raise ValueError(
+                "`as: Charged` needs `send: values_and_revenue` (Charged's Amount is the revenue)"
+            )
+        return self
+
+
+class _InstallEventNames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    organic: str = Field(default="Organic Install", min_length=1)
+    inorganic: str = Field(default="Inorganic Install", min_length=1)
+
+    @field_validator("organic", "inorganic")
+    @classmethod
+    def _uploadable(cls, name: str) -> str:
+        if is_restricted_event(name):
+            raise ValueError(f"{name!r} is a CleverTap system event name and cannot be uploaded")
+        return name
+
+
 class Destination(BaseModel):
     """One CleverTap destination. Keys follow RudderStack's destination config where one exists."""
 
@@ -111,6 +153,12 @@ class Destination(BaseModel):
     ketch_consent_purposes: dict[str, tuple[_KetchPurpose, ...] | None] | tuple[_KetchPurpose, ...] | None = (
         Field(default=None, alias="ketchConsentPurposes")
     )
+    # Attribution (partner formats and Segment's `Install Attributed`; README, "Attribution").
+    install_event_names: _InstallEventNames = Field(default=_InstallEventNames(), alias="installEventNames")
+    attribution_user_key: UserKey = Field(default="objectId", alias="attributionUserKey")
+    in_app_events: tuple[_InAppEvent, ...] = Field(default=(), alias="inAppEvents")
+    restricted_media_sources: tuple[str, ...] = Field(default=(), alias="restrictedMediaSources")
+    attribution_profile: bool = Field(default=False, alias="attributionProfile")
     use_native_sdk: dict[str, bool | None] | bool | None = Field(default=None, alias="useNativeSDK")
     connection_mode: dict[str, str | None] | str | None = Field(default=None, alias="connectionMode")
 
@@ -167,6 +215,16 @@ class Destination(BaseModel):
             profile=self.profile,
             event_filter=self.event_filtering_option,
             event_names=frozenset(names),
+            attribution=AttributionOptions(
+                organic_install=self.install_event_names.organic,
+                inorganic_install=self.install_event_names.inorganic,
+                user_key=self.attribution_user_key,
+                in_app_events=tuple(InAppEvent(e.name, e.send, e.as_name) for e in self.in_app_events),
+                restricted_media_sources=frozenset(
+                    m.strip().casefold() for m in self.restricted_media_sources
+                ),
+                first_touch_profile=self.attribution_profile,
+            ),
         )
 
     def resolve_passcode(self, environ: Mapping[str, str] = os.environ) -> SecretStr:
@@ -193,16 +251,69 @@ class Destination(BaseModel):
         return SecretStr(value)
 
 
+SourceFormat = Literal["rudderstack", "appsflyer", "branch", "adjust"]
+
+
+class _DestinationBy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str = Field(min_length=1, pattern=r"^[^.]+(\.[^.]+)*$")  # a dotted path into the payload
+    map: dict[str, str] = Field(min_length=1)
+
+
+class Source(BaseModel):
+    """A `sources:` entry: what a topic carries and where its records go (the route stage)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    topic: str = Field(min_length=1)
+    format: SourceFormat = "rudderstack"
+    destination: str | None = Field(default=None, min_length=1)
+    destination_by: _DestinationBy | None = Field(default=None, alias="destinationBy")
+
+    @model_validator(mode="after")
+    def _one_route(self) -> Source:
+        if self.destination is not None and self.destination_by is not None:
+            raise ValueError("give destination or destinationBy, not both")
+        if self.format != "rudderstack" and self.destination is None and self.destination_by is None:
+            raise ValueError(
+                f"a {self.format} topic needs destination or destinationBy (its payloads name none)"
+            )
+        return self
+
+    @property
+    def destination_ids(self) -> tuple[str, ...]:
+        if self.destination is not None:
+            return (self.destination,)
+        return tuple(self.destination_by.map.values()) if self.destination_by is not None else ()
+
+
 class DestinationsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     destinations: tuple[Destination, ...] = Field(min_length=1)
+    sources: tuple[Source, ...] = ()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> DestinationsFile:
         problem = duplicate_ids_problem(d.id for d in self.destinations)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _sources_route_to_destinations(self) -> DestinationsFile:
+        topics = [s.topic for s in self.sources]
+        repeated = sorted({t for t in topics if topics.count(t) > 1})
+        if repeated:
+            raise ValueError(f"sources: topic {', '.join(map(repr, repeated))} is bound more than once")
+        known = {d.id for d in self.destinations}
+        for i, source in enumerate(self.sources):
+            unknown = sorted(set(source.destination_ids) - known)
+            if unknown:
+                raise ValueError(
+                    f"sources[{i}] ({source.topic}): unknown destination {', '.join(map(repr, unknown))}"
+                )
         return self
 
 

@@ -29,6 +29,7 @@ from .batch import Batch
 from .deliver import BatchResult
 from .dlq import Failure
 from .offsets import Entry
+from .pipeline import Deliverer
 
 SAMPLES_PER_KIND = 3
 MAX_SAMPLE_BYTES = 2000
@@ -165,12 +166,10 @@ def _counts(metric: Any, labels: tuple[str, str]) -> Counter[tuple[str, str]]:
 # --- sinks -------------------------------------------------------------------------------------
 
 
-class DeliverSink(Protocol):
+class DeliverSink(Deliverer, Protocol):
+    """The pipeline's deliver end, as the service starts it."""
+
     def start(self) -> None: ...
-    def submit(self, batch: Batch) -> None: ...
-    def results(self) -> list[BatchResult]: ...
-    def in_flight(self) -> int: ...
-    def close(self, timeout: float) -> list[Batch]: ...
 
 
 class NullDeliverer:

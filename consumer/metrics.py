@@ -32,6 +32,8 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
+from .transform import ATTRIBUTION_FILTER_REASONS
+
 # `_created` series double the number of counter series and no query here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -50,7 +52,13 @@ STATUS_CLASSES: Final = ("2xx", "3xx", "4xx", "5xx")
 FINISH_OUTCOMES: Final = ("delivered", "dead_lettered", "filtered", "already_done")
 FIX_ACTIONS: Final = ("fixed", "dropped")
 RELOAD_OUTCOMES: Final = ("applied", "invalid")
-FILTER_REASONS: Final = ("event_filter", "integrations_disabled", "consent_denied", "not_replayed")
+FILTER_REASONS: Final = (
+    "event_filter",
+    "integrations_disabled",
+    "consent_denied",
+    "not_replayed",
+    *ATTRIBUTION_FILTER_REASONS,
+)
 # HTTP statuses worth a per-account series from the start: success, auth/region problems (the
 # alerting pair 401/403), throttling, and the server errors that trigger retries.
 UPLOAD_CODES: Final = ("200", "400", "401", "403", "429", "500", "502", "503", "504")

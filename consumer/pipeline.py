@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException, Message, Producer
 
 from . import metrics
 from .batch import Batch, Batcher, UnencodableRecordError
-from .codec import DecodeError, to_message
+from .codec import DecodeError
 from .consent import withheld
 from .deliver import BatchResult
 from .dlq import DeadLetters, Failure
@@ -28,7 +28,7 @@ from .offsets import Entry, OffsetTracker, TopicPartitionKey
 from .route import Route, Router
 from .settings import Settings
 from .source import PartitionSet, RebalanceListener, Source, message_headers
-from .transform import Accepted, Filtered, transform
+from .transform import Accepted, Filtered
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ INGEST_CHUNK = 200
 
 
 class Decoder(Protocol):
-    def decode(self, value: bytes | None) -> dict[str, Any]: ...
+    def decode_message(self, value: bytes | None) -> dict[str, Any]: ...
 
 
 class Deliverer(Protocol):
@@ -301,7 +301,7 @@ class Pipeline(RebalanceListener):
                 topic, partition, offset, m.key(), value, message_headers(m), ts if ts > 0 else None
             )
             try:
-                message = to_message(self._decoder.decode(value))
+                message = self._decoder.decode_message(value)
             except DecodeError as exc:
                 if exc.transient:
                     log.warning(
@@ -325,7 +325,7 @@ class Pipeline(RebalanceListener):
             self._process(entry, message, now)
 
     def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
-        route = self._router.route(message, entry.headers)
+        route = self._router.route(message, entry.headers, entry.topic)
         if isinstance(route, Failure):
             self._reject(entry, route)
             return
@@ -341,7 +341,7 @@ class Pipeline(RebalanceListener):
             self._finish(entry, "filtered")
             return
         try:
-            result = transform(message, route.config)
+            result = route.transform(message, route.config)
         except Exception as exc:  # a bug must cost one message, never the consumer
             log.exception(
                 "transform raised", extra={"stage": "transform", "destination": route.destination_id}
@@ -351,7 +351,7 @@ class Pipeline(RebalanceListener):
         if isinstance(result, Accepted):
             self._accept(entry, route, result, now)
         elif isinstance(result, Filtered):
-            self._tally.filtered[(route.destination_id, "event_filter")] += 1
+            self._tally.filtered[(route.destination_id, result.reason)] += 1
             self._finish(entry, "filtered")
         else:
             self._reject(entry, Failure("transform", result.reason, result.message))

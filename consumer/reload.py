@@ -140,7 +140,7 @@ class DestinationsReloader:
             destinations=sorted(fresh.routes),
             concurrency=self._settings.clevertap_max_in_flight,
         )
-        self._router.replace(fresh.routes)
+        self._router.replace(fresh.routes, fresh.sources)
         for listener in self._listeners:
             listener(loaded)
         self._current = loaded

@@ -9,16 +9,23 @@ of stopping the consumer.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .batch import Target
 from .consent import OPEN, Gate
-from .destinations import DestinationsFile
+from .destinations import DestinationsFile, Source
 from .dlq import Failure
 from .offsets import Headers
-from .transform import TransformConfig
+from .transform import Result, TransformConfig, partner_transform, transform
+
+TransformFn = Callable[[Mapping[str, Any], TransformConfig], Result]
+#: Which transform reads each `sources:` format.
+FORMATS: dict[str, TransformFn] = {
+    "rudderstack": transform,
+    **{p: partner_transform(p) for p in ("appsflyer", "branch", "adjust")},
+}
 
 DESTINATION_HEADER = "destinationId"
 UPLOAD_PATH = "/1/upload"
@@ -31,6 +38,51 @@ class Route:
     config: TransformConfig
     target: Target
     gate: Gate = OPEN  # consent requirements, checked before the transform (consent.py)
+    transform: TransformFn = transform  # what reads the topic's format (`sources:`)
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    """A `sources:` entry, ready to route with."""
+
+    routes: Mapping[str, Route]  # every destination, with this format's transform
+    destination: str | None
+    path: tuple[str, ...] = ()  # destinationBy.field, split at the dots
+    by_value: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """Everything a lookup reads, swapped as one object on a reload."""
+
+    routes: Mapping[str, Route]
+    bindings: Mapping[str, _Binding]
+
+
+def _bindings(sources: tuple[Source, ...], routes: Mapping[str, Route]) -> dict[str, _Binding]:
+    by_format: dict[str, dict[str, Route]] = {}
+    bindings = {}
+    for s in sources:
+        if s.format not in by_format:
+            fn = FORMATS[s.format]
+            by_format[s.format] = {i: replace(r, transform=fn) for i, r in routes.items()}
+        by = s.destination_by
+        bindings[s.topic] = _Binding(
+            by_format[s.format],
+            s.destination,
+            tuple(by.field.split(".")) if by is not None else (),
+            dict(by.map) if by is not None else {},
+        )
+    return bindings
+
+
+def _dig(message: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = message
+    for key in path:
+        if type(value) is not dict:
+            return None
+        value = value.get(key)
+    return value
 
 
 def upload_url(host: str, base_url: str | None, *, validate_only: bool = False) -> str:
@@ -46,8 +98,9 @@ def upload_url(host: str, base_url: str | None, *, validate_only: bool = False) 
 class Router:
     """destinationId → (transform config, delivery target), resolved once at start-up."""
 
-    def __init__(self, routes: Mapping[str, Route]) -> None:
-        self._routes = dict(routes)
+    def __init__(self, routes: Mapping[str, Route], sources: tuple[Source, ...] = ()) -> None:
+        self._table = _Table(dict(routes), _bindings(sources, routes))
+        self._sources = sources
 
     @classmethod
     def from_destinations(
@@ -74,18 +127,45 @@ class Router:
             # account's concurrency budget, as CleverTap counts it.
             target = targets.setdefault(target, target)
             routes[d.id] = Route(d.id, d.transform_config(), target, d.consent_gate())
-        return cls(routes)
+        return cls(routes, destinations.sources)
 
     @property
     def routes(self) -> Mapping[str, Route]:
-        return self._routes
+        return self._table.routes
 
-    def replace(self, routes: Mapping[str, Route]) -> None:
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return self._sources
+
+    def replace(self, routes: Mapping[str, Route], sources: tuple[Source, ...] | None = None) -> None:
         """Swap the whole table (a destinations reload, from another thread): one reference
         assignment, so each message is routed by the old table or the new one, never a mix."""
-        self._routes = dict(routes)
+        if sources is not None:
+            self._sources = sources
+        self._table = _Table(dict(routes), _bindings(self._sources, routes))
 
-    def route(self, message: Mapping[str, Any], headers: Headers) -> Route | Failure:
+    def route(self, message: Mapping[str, Any], headers: Headers, topic: str = "") -> Route | Failure:
+        table = self._table
+        binding = table.bindings.get(topic) if table.bindings else None
+        if binding is None:
+            return self._by_id(message, headers, table.routes)
+        if binding.destination is not None:
+            return binding.routes[binding.destination]
+        if not binding.path:  # a rudderstack topic without a fixed destination
+            return self._by_id(message, headers, binding.routes)
+        value = _dig(message, binding.path)
+        where = ".".join(binding.path)
+        if value is None or value == "":
+            return Failure("route", "missing_destination", f"payload has no {where} to route by")
+        destination_id = binding.by_value.get(str(value))
+        if destination_id is None:
+            return Failure(
+                "route", "unknown_destination", f"{where} {str(value)[:100]!r} is not in destinationBy.map"
+            )
+        return binding.routes[destination_id]
+
+    @staticmethod
+    def _by_id(message: Mapping[str, Any], headers: Headers, routes: Mapping[str, Route]) -> Route | Failure:
         destination_id: Any = None
         for name, value in headers:
             if name == DESTINATION_HEADER and value is not None:
@@ -94,7 +174,7 @@ class Router:
             destination_id = message.get("destinationId")
         if destination_id is None or destination_id == "":
             return Failure("route", "missing_destination", "event has no destinationId field or header")
-        route = self._routes.get(str(destination_id))
+        route = routes.get(str(destination_id))
         if route is None:
             return Failure(
                 "route",

@@ -105,6 +105,12 @@ def build(
     sent (or sent validate-only), nothing dead-lettered, nothing committed, no DLQ topic created.
     """
     destinations = load_destinations(settings.destinations_file)
+    unsubscribed = [s.topic for s in destinations.sources if s.topic not in settings.kafka_topics]
+    if unsubscribed:
+        raise ConfigError(
+            f"{settings.destinations_file}: sources name topics KAFKA_TOPICS does not list: "
+            f"{', '.join(unsubscribed)}"
+        )
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
     validate_only = dry_run is not None and dry_run.validated
     # Reads every passcode now.
@@ -155,7 +161,7 @@ def build(
         options,
         consumer_conf=consumer_conf,
         producer=Producer(producer_config(client)),
-        decoder=Decoder.from_settings(settings),
+        decoder=Decoder.from_settings(settings, settings.kafka_value_format),
         router=router,
         deliverer=deliverer,
         health=obs.health,

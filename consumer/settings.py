@@ -153,6 +153,10 @@ class ClientSettings(BaseSettings):
     schema_registry_ssl_ca_location: str | None = Field(
         None, description="CA bundle for an HTTPS Schema Registry with a private CA."
     )
+    kafka_value_format: Literal["auto", "avro", "json"] = Field(
+        "auto",
+        description="Value encoding: `auto` tells JSON (first byte `{`) from Avro per record; `avro` or `json` forces one.",
+    )
 
     @field_validator("kafka_extra_config", mode="before")
     @classmethod

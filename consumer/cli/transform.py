@@ -25,7 +25,7 @@ from ..clevertap_api import MAX_RECORDS
 
 if TYPE_CHECKING:
     from ..batch import Batch
-    from ..transform import Profile, Result, TransformConfig
+    from ..transform import Filtered, Profile, Result, TransformConfig
 
 _RS_KEYS: Final = (
     "accountId",
@@ -36,6 +36,14 @@ _RS_KEYS: Final = (
     "eventFilteringOption",
     "whitelistedEvents",
     "blacklistedEvents",
+)
+# The service's own attribution options, read by the default profile (README, "Attribution").
+_ATTRIBUTION_KEYS: Final = (
+    "installEventNames",
+    "attributionUserKey",
+    "inAppEvents",
+    "restrictedMediaSources",
+    "attributionProfile",
 )
 
 
@@ -120,7 +128,7 @@ def _default_sink(cfg: dict[str, Any], allow_passcode_sources: bool = False) -> 
     from ..destinations import ConfigError, Destination
     from ..transform import Profile
 
-    keys = _RS_KEYS + (("passcodeFile", "passcodeEnv") if allow_passcode_sources else ())
+    keys = _RS_KEYS + _ATTRIBUTION_KEYS + (("passcodeFile", "passcodeEnv") if allow_passcode_sources else ())
     known = {k: cfg[k] for k in keys if k in cfg}
     try:
         dest = Destination.model_validate({"id": "cli", **known, "profile": Profile.DEFAULT})
@@ -194,10 +202,14 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
             yield raw
 
 
-def _outcomes(lines: Iterable[bytes], profile: Profile, fixed_sink: Sink | None) -> Iterator[_Outcome]:
+def _outcomes(
+    lines: Iterable[bytes], profile: Profile, fixed_sink: Sink | None, fmt: str = "rudderstack"
+) -> Iterator[_Outcome]:
     import orjson
 
-    from ..transform import transform
+    from ..route import FORMATS
+
+    transform = FORMATS[fmt]
 
     sinks: dict[bytes, Sink | InputError] = {}
     for index, raw in enumerate(lines):
@@ -246,6 +258,14 @@ def _error_body(outcome: _Outcome) -> dict[str, Any]:
     return {"status": r.status, "message": r.message, "reason": r.reason}
 
 
+def _filtered_body(result: Filtered) -> dict[str, str]:
+    """`{"event"}` as RudderStack's contract has it, plus the reason when it is not the
+    destination's event filter (attribution rules)."""
+    if result.reason == "event_filter":
+        return {"event": result.event_name}
+    return {"event": result.event_name, "reason": result.reason}
+
+
 def _run_single(outcomes: Iterable[_Outcome], out: IO[bytes]) -> None:
     import orjson
 
@@ -266,7 +286,7 @@ def _run_single(outcomes: Iterable[_Outcome], out: IO[bytes]) -> None:
                     {"kind": f.kind, "field": f.field, "action": f.action} for f in o.result.fixes
                 ]
         elif isinstance(o.result, Filtered):
-            line = {"filtered": {"event": o.result.event_name}}
+            line = {"filtered": _filtered_body(o.result)}
         else:
             line = {"error": _error_body(o)}
         out.write(orjson.dumps(line) + b"\n")
@@ -363,9 +383,18 @@ def _run_batched_service(outcomes: Iterable[_Outcome], out: IO[bytes]) -> list[_
     "mapping (the default, unless the destinations file says otherwise).",
 )
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rudderstack", "appsflyer", "branch", "adjust"]),
+    default="rudderstack",
+    show_default=True,
+    help="What the input messages are: RudderStack/Segment messages, or a partner's payloads "
+    "(AppsFlyer Push API, Branch webhooks, Adjust callbacks), as a `sources:` format.",
+)
+@click.option(
     "--batch", is_flag=True, help="Pack accepted records into upload requests, as a batch stage does."
 )
-def transform_command(destination_config: Path | None, profile: str | None, batch: bool) -> None:
+def transform_command(destination_config: Path | None, profile: str | None, fmt: str, batch: bool) -> None:
     """Turn JSON-lines events on stdin into CleverTap upload requests on stdout.
 
     \b
@@ -402,7 +431,7 @@ def transform_command(destination_config: Path | None, profile: str | None, batc
             return
     effective = chosen or Profile.DEFAULT
     try:
-        outcomes = _outcomes(_lines(sys.stdin.buffer), effective, fixed_sink)
+        outcomes = _outcomes(_lines(sys.stdin.buffer), effective, fixed_sink, fmt)
         if not batch:
             _run_single(outcomes, out)
         else:
@@ -413,7 +442,7 @@ def transform_command(destination_config: Path | None, profile: str | None, batc
                     out.write(orjson.dumps({"error": _error_body(o), "inputs": [o.index]}) + b"\n")
             for o in rest:
                 if isinstance(o.result, Filtered):
-                    line = {"filtered": {"event": o.result.event_name}, "inputs": [o.index]}
+                    line = {"filtered": _filtered_body(o.result), "inputs": [o.index]}
                     out.write(orjson.dumps(line) + b"\n")
         out.flush()
     except BrokenPipeError:  # the reader went away (`| head`): nothing left to say to it

@@ -1,4 +1,8 @@
-"""Kafka value bytes → envelope record: the decode stage's hot path.
+"""Kafka value bytes → the message the transform reads: the decode stage's hot path.
+
+Values are our Avro envelope (Confluent-framed with a registry, or plain) or plain JSON, as
+RudderStack's own Kafka destination and webhook bridges write it. `KAFKA_VALUE_FORMAT=auto`
+tells them apart per record by the first byte (docs/schema.md, "Value formats").
 
 Per record this is a header check, one dict lookup for the schema id, and fastavro's
 `schemaless_reader` on a parsed schema (confluent-kafka's `AvroDeserializer` walks the schema on
@@ -15,15 +19,24 @@ import json
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+import orjson
 from fastavro import parse_schema, schemaless_reader
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
 from . import schema as envelope_schema
+from .envelope import to_message
 from .errors import DecodeError
 from .registry import Registry, RegistrySettings
+
+ValueFormat = Literal["auto", "avro", "json"]
+
+#: A JSON object's first byte, after optional JSON white space. No Avro value of our schema can
+#: start with one of these: its first byte is the branch index of `messageId`'s four-way union,
+#: zigzag-encoded (0x00, 0x02, 0x04 or 0x06), and the Confluent magic byte is 0x00.
+_JSON_START: Final = frozenset(b"{ \t\r\n")
 
 _HEADER: Final = struct.Struct(">BI")
 HEADER_SIZE: Final = _HEADER.size  # magic byte + 4-byte big-endian schema id
@@ -52,18 +65,35 @@ class Decoder:
     """
 
     def __init__(
-        self, registry: Registry | None = None, *, not_found_ttl: float = NOT_FOUND_TTL_SECONDS
+        self,
+        registry: Registry | None = None,
+        *,
+        not_found_ttl: float = NOT_FOUND_TTL_SECONDS,
+        value_format: ValueFormat = "auto",
     ) -> None:
         self.registry = registry
+        self.value_format = value_format
         self.not_found_ttl = not_found_ttl
         self._writers: dict[int, _Writer] = {}
         self._not_found: dict[int, tuple[float, str]] = {}
         self._local = envelope_schema.PARSED
 
     @classmethod
-    def from_settings(cls, settings: RegistrySettings) -> Decoder:
-        """Registry mode when SCHEMA_REGISTRY_URL is set, plain Avro otherwise."""
-        return cls(Registry.from_settings(settings))
+    def from_settings(cls, settings: RegistrySettings, value_format: ValueFormat = "auto") -> Decoder:
+        """Registry mode when SCHEMA_REGISTRY_URL is set, plain Avro otherwise; JSON values as
+        `value_format` (KAFKA_VALUE_FORMAT) says."""
+        return cls(Registry.from_settings(settings), value_format=value_format)
+
+    def decode_message(self, value: bytes | None) -> dict[str, Any]:
+        """The message in `value`, whatever its encoding; `DecodeError` says why not.
+
+        JSON values are the message itself (what RudderStack's Kafka destination writes, or a
+        partner's payload); Avro values are the envelope, turned into the message.
+        """
+        fmt = self.value_format
+        if fmt == "json" or (fmt == "auto" and value and value[0] in _JSON_START):
+            return decode_json(value)
+        return to_message(self.decode(value))
 
     def close(self) -> None:
         if self.registry is not None:
@@ -173,6 +203,19 @@ class Decoder:
         writer = _Writer(schema_id, self._local if same else parsed, None if same else self._local)
         self._writers[schema_id] = writer
         return writer
+
+
+def decode_json(value: bytes | None) -> dict[str, Any]:
+    """A JSON object value; anything else is a poison message with a precise reason."""
+    if not value:
+        raise DecodeError("empty_value", "the record has no value (null or empty)")
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("invalid_json", f"value of {len(value)} bytes is not JSON: {exc}"[:300]) from None
+    if type(parsed) is not dict:
+        raise DecodeError("json_not_object", f"JSON value is a {type(parsed).__name__}, not an object")
+    return parsed
 
 
 def _which(schema_id: int | None) -> str:

@@ -12,6 +12,8 @@ DecodeReason = Literal[
     "incompatible_schema",
     "avro_error",
     "bad_json_field",
+    "invalid_json",
+    "json_not_object",
     "registry_unavailable",
     "registry_error",
 ]

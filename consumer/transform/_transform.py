@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ._attribution import INSTALL_ATTRIBUTED, install_attributed
 from ._events import event_default, event_rudderstack
 from ._filter import filtered
 from ._identify import alias_default, alias_rudderstack, identify_default, identify_rudderstack
@@ -46,6 +47,8 @@ def transform(message: Mapping[str, Any], config: TransformConfig) -> Result:
             return event_rudderstack(message, kind, config.track_anonymous, config.enable_object_id_mapping)
         if kind == "identify":
             return identify_default(message, config.enable_object_id_mapping)
+        if kind == "track" and message.get("event") == INSTALL_ATTRIBUTED:
+            return install_attributed(message, config)
         if kind == "alias":
             return alias_default(message)
         return event_default(message, kind, config.track_anonymous, config.enable_object_id_mapping)

@@ -32,6 +32,31 @@ class EventFilter(StrEnum):
     DENY = "blacklistedEvents"
 
 
+SendPolicy = Literal["none", "values", "values_and_revenue"]
+UserKey = Literal["objectId", "identity"]
+
+
+@dataclass(frozen=True, slots=True)
+class InAppEvent:
+    """One `inAppEvents` entry: which partner event to forward, with what, under which name."""
+
+    name: str
+    send: SendPolicy = "values"
+    as_name: str | None = None  # e.g. "Charged"; None keeps the partner's name
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionOptions:
+    """The attribution part of a destination (README, "Attribution"); used by _attribution.py."""
+
+    organic_install: str = "Organic Install"
+    inorganic_install: str = "Inorganic Install"
+    user_key: UserKey = "objectId"
+    in_app_events: tuple[InAppEvent, ...] = ()
+    restricted_media_sources: frozenset[str] = frozenset()  # case-folded
+    first_touch_profile: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class TransformConfig:
     """The non-secret part of a destination that decides how events map to records."""
@@ -43,6 +68,7 @@ class TransformConfig:
     profile: Profile = Profile.DEFAULT
     event_filter: EventFilter = EventFilter.DISABLE
     event_names: frozenset[str] = frozenset()
+    attribution: AttributionOptions = AttributionOptions()
 
 
 RecordKind = Literal["event", "profile", "token"]
@@ -96,9 +122,11 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Filtered:
-    """An event the destination's allow/deny list says to skip on purpose: not an error."""
+    """An event skipped on purpose, not an error: the destination's allow/deny list
+    (`event_filter`) or an attribution rule (`_attribution.ATTRIBUTION_FILTER_REASONS`)."""
 
     event_name: str
+    reason: str = "event_filter"
 
 
 Result = Accepted | Rejected | Filtered

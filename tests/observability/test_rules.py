@@ -46,6 +46,7 @@ def test_the_important_alerts_exist_and_are_unit_tested() -> None:
     }
     important = {
         "ClevertapConsumerDown",
+        "ClevertapConsumerAbsent",
         "ClevertapConsumerNotReady",
         "ClevertapConsumerLagGrowing",
         "ClevertapConsumerNoDelivery",
