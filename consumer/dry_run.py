@@ -26,8 +26,8 @@ import orjson
 
 from . import metrics
 from .batch import Batch
+from .contracts import Failure
 from .deliver import BatchResult
-from .dlq import Failure
 from .offsets import Entry
 from .pipeline import Deliverer
 

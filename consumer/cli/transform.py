@@ -334,7 +334,8 @@ def _run_batched_service(outcomes: Iterable[_Outcome], out: IO[bytes]) -> list[_
     byte cap. Returns the outcomes that are not batches."""
     from pydantic import SecretStr
 
-    from ..batch import Batcher, Target
+    from ..batch import Batcher
+    from ..contracts import Target
     from ..offsets import Entry
     from ..settings import Settings
     from ..transform import Accepted

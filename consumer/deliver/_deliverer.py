@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from .. import metrics
 from ..batch import Batch
-from ..dlq import Failure
+from ..contracts import Failure
 from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
 from ._client import NoReply, Reply, post_upload
 from ._limiter import AdaptiveLimit, Signal
@@ -307,9 +307,10 @@ class Deliverer:
 
     async def _send(self, progress: _Progress, limit: AdaptiveLimit, breaker: AuthBreaker) -> None:
         o = self.options
+        backoff = wait_random_exponential(multiplier=o.backoff_initial_s, max=o.backoff_max_s)
         retrying = AsyncRetrying(
             stop=lambda state: self._out_of_budget(progress, state),  # noqa: F821 (del below)
-            wait=wait_random_exponential(multiplier=o.backoff_initial_s, max=o.backoff_max_s),
+            wait=lambda state: self._backoff(progress, state, backoff),  # noqa: F821
             retry=retry_if_exception_type(_RetryableError),
             before_sleep=lambda state: self._before_retry(progress, state),  # noqa: F821
             reraise=True,
@@ -326,12 +327,22 @@ class Deliverer:
         # then grows with every batch. Emptying the closure cell unhooks the batch now.
         del progress
 
-    def _out_of_budget(self, progress: _Progress, state: RetryCallState) -> bool:
+    def _remaining(self, progress: _Progress) -> float:
+        """Seconds left of the batch's time budget (all of it before the first request)."""
+        if progress.first_sent is None:
+            return self.options.retry_budget_s
+        return self.options.retry_budget_s - (time.monotonic() - progress.first_sent)
+
+    def _backoff(self, progress: _Progress, state: RetryCallState, backoff: wait_random_exponential) -> float:
+        """The jittered backoff, cut to what remains of the budget: the last retry starts when
+        the budget ends at the latest, instead of not at all (which gave up a 10 s budget after
+        2-4 s whenever the next full backoff would have crossed it)."""
+        return max(0.0, min(backoff(state), self._remaining(progress)))
+
+    def _out_of_budget(self, progress: _Progress, _state: RetryCallState) -> bool:
         if progress.attempts >= self.options.max_attempts:
             return True
-        if progress.first_sent is None:
-            return False
-        return time.monotonic() - progress.first_sent + state.upcoming_sleep > self.options.retry_budget_s
+        return self._remaining(progress) <= 0
 
     async def _attempt(self, progress: _Progress, limit: AdaptiveLimit, breaker: AuthBreaker) -> None:
         items = progress.batch.items

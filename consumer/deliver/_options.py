@@ -15,8 +15,9 @@ class DeliveryOptions:
 
     The retry budget holds two limits, whichever ends first: `max_attempts` requests per batch,
     and `retry_budget_s` from the batch's first request (time queued for a concurrency slot
-    before that is backpressure, not failure). A retry whose backoff would end past the budget
-    is not started; a request in progress keeps its own `timeout_s`.
+    before that is backpressure, not failure). The budget is used in full: a backoff that would
+    end past it is cut to what remains, so the last retry starts as the budget ends; none starts
+    after it, and a request in progress keeps its own `timeout_s`.
     """
 
     timeout_s: float = 30.0

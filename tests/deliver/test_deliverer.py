@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from consumer.batch import Batch, Item
+from consumer.contracts import Failure
 from consumer.deliver import BatchResult, Deliverer, DeliveryOptions
-from consumer.dlq import Failure
 from tests.support.batches import event, make_batch, target
 from tests.support.fake_clevertap import FakeCleverTapProcess
 
@@ -475,3 +475,31 @@ def test_an_empty_batch_comes_back_at_once(
     [result] = _collect(deliverer, 1)
     assert result.outcomes == []
     assert fake_clevertap.stats()["requests"] == {}
+
+
+def test_the_whole_time_budget_is_used_before_giving_up(
+    fake_clevertap: FakeCleverTapProcess, deliverers: Callable[[DeliveryOptions], Deliverer]
+) -> None:
+    """CleverTap answers 503 throughout: each batch is retried until its budget is spent, the
+    last backoff cut to what remains, instead of giving up when a full backoff would cross it."""
+    fake_clevertap.set_faults(status_5xx_rate=1.0)
+    budget = 3.0
+    options = replace(
+        FAST, retry_budget_s=budget, max_attempts=10_000, backoff_initial_s=2.0, backoff_max_s=30.0
+    )
+    deliverer = deliverers(options)
+    to = target(fake_clevertap.upload_url, ONE, PASS_ONE)
+    started = time.monotonic()
+    for b in range(3):
+        deliverer.submit(make_batch(to, [event(f"u{b}")]))
+    results: list[BatchResult] = []
+    ended: list[float] = []
+    while len(results) < 3:
+        got = deliverer.results()
+        results += got
+        ended += [time.monotonic()] * len(got)
+        time.sleep(0.01)
+    spent = [round(t - started, 2) for t in ended]
+    assert all(s >= budget - 0.05 for s in spent), spent
+    assert all(s <= budget + 2.0 for s in spent), spent
+    assert {f.reason for f in _failures(results)} == {"retries_exhausted"}
