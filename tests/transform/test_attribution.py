@@ -416,6 +416,11 @@ def test_adjust_without_clevertap_id_is_filtered_or_uses_identity() -> None:
     assert only(adjust({**payload, "identity": "u-9"}, by_identity))["identity"] == "u-9"
     params = {**payload, "partner_parameters": json.dumps({"identity": "u-10"})}
     assert only(adjust(params, by_identity))["identity"] == "u-10"
+    # `clevertapId` set as a global partner parameter arrives inside `{partner_parameters}`
+    as_partner_parameter = {**payload, "partner_parameters": json.dumps({"clevertapId": "__ct-pp"})}
+    record = only(adjust(as_partner_parameter, PLAIN))
+    assert record["objectId"] == "__ct-pp"
+    assert record["evtData"] == {"utm_source": "organic", "partner": "adjust"}
 
 
 def test_adjust_event_with_revenue_and_partner_parameters() -> None:
