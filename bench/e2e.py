@@ -210,6 +210,24 @@ def run(args: argparse.Namespace) -> None:
         "LOG_FORMAT": "json",
     }
     service = Service(env, work / "service.log")
+    spy = None
+    if args.py_spy is not None:  # where the service's CPU goes: collapsed stacks, all threads
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(service.proc.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--output",
+                str(args.py_spy),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
     try:
         first, last, service_cpu = service.wait_finished(len(events))
         rate = len(events) / (last - first)
@@ -228,6 +246,9 @@ def run(args: argparse.Namespace) -> None:
         if args.latency:
             latency(bootstrap, topic, events, rate / 2, service)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         print(f"service exit status: {service.stop()}")
         fake.terminate()
         fake.wait(10)
@@ -256,6 +277,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--latency", action="store_true", help="also measure latency at half load")
+    parser.add_argument("--py-spy", type=Path, help="profile the service with py-spy into this file")
     run(parser.parse_args())
 
 

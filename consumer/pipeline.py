@@ -87,7 +87,6 @@ class PipelineOptions:
     poll_records: int = 1000
     poll_timeout_s: float = 0.1
     only_destinations: frozenset[str] | None = None  # replay: deliver only these destinations
-    commit: bool = True  # the commit policy: False for a dry run, which leaves no offsets
 
     @classmethod
     def from_settings(cls, s: Settings) -> PipelineOptions:
@@ -144,8 +143,8 @@ class Pipeline(RebalanceListener):
         )
         self._source = Source(consumer_conf, options.topics, self)
         source = self._source
-        # Where commit points go: `commits` if given, else the group (nowhere for a dry run).
-        policy: CommitPolicy = commits or (_SourceCommits(source) if options.commit else NoCommits())
+        # Where commit points go: `commits` if given (a dry run's NoCommits), else the group.
+        policy: CommitPolicy = commits or _SourceCommits(source)
         self._commit_step = Commit(ledger, policy, lambda: source.metadata_limit, clock)
         self._deliver = Deliver(deliverer, self._dlq, ledger, self._commit_step)
         self._process = Process(

@@ -37,6 +37,7 @@ from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
 from .source import consumer_config
+from .steps import NoCommits
 from .transform import FIX_KINDS, REJECT_REASONS
 
 if TYPE_CHECKING:
@@ -157,8 +158,6 @@ def build(
         if unknown:
             raise ConfigError(f"--destination: not in the destinations file: {', '.join(sorted(unknown))}")
         options = replace(options, only_destinations=replay.destinations)
-    if dry_run is not None:
-        options = replace(options, commit=False)
     pipeline = Pipeline(
         options,
         consumer_conf=consumer_conf,
@@ -168,6 +167,7 @@ def build(
         deliverer=deliverer,
         health=obs.health,
         dead_letters=dead_letters,
+        commits=NoCommits() if dry_run is not None else None,  # a dry run leaves no offsets
     )
     reloader = None
     if replay is None and dry_run is None:
