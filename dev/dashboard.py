@@ -24,7 +24,9 @@ OUTPUT = ROOT / "dashboards" / "clevertap-consumer.json"
 
 UID = "clevertap-consumer"
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'job=~"$job", instance=~"$instance"'
+# cluster, namespace and pod are empty outside Kubernetes (or with one cluster): their "All"
+# is `.*`, which also matches a missing label; job and instance always exist (`.+`).
+SEL = 'cluster=~"$cluster", namespace=~"$namespace", job=~"$job", pod=~"$pod", instance=~"$instance"'
 P = "clevertap_consumer_"
 
 
@@ -509,7 +511,7 @@ def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
     return out
 
 
-def _query_variable(name: str, label: str, query: str) -> dict[str, Any]:
+def _query_variable(name: str, label: str, query: str, all_value: str = ".+") -> dict[str, Any]:
     return {
         "name": name,
         "label": label,
@@ -519,7 +521,7 @@ def _query_variable(name: str, label: str, query: str) -> dict[str, Any]:
         "query": {"query": query, "refId": f"{name}-variable"},
         "refresh": 2,
         "includeAll": True,
-        "allValue": ".+",
+        "allValue": all_value,
         "multi": True,
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
         "sort": 1,
@@ -598,9 +600,28 @@ def build() -> dict[str, Any]:
                     "refresh": 1,
                     "regex": "",
                 },
-                _query_variable("job", "Job", f"label_values({P}build_info, job)"),
+                _query_variable("cluster", "Cluster", f"label_values({P}build_info, cluster)", ".*"),
                 _query_variable(
-                    "instance", "Instance", f'label_values({P}build_info{{job=~"$job"}}, instance)'
+                    "namespace",
+                    "Namespace",
+                    f'label_values({P}build_info{{cluster=~"$cluster"}}, namespace)',
+                    ".*",
+                ),
+                _query_variable(
+                    "job",
+                    "Job",
+                    f'label_values({P}build_info{{cluster=~"$cluster", namespace=~"$namespace"}}, job)',
+                ),
+                _query_variable(
+                    "pod",
+                    "Pod",
+                    f'label_values({P}build_info{{cluster=~"$cluster", namespace=~"$namespace", job=~"$job"}}, pod)',
+                    ".*",
+                ),
+                _query_variable(
+                    "instance",
+                    "Instance",
+                    f'label_values({P}build_info{{namespace=~"$namespace", job=~"$job", pod=~"$pod"}}, instance)',
                 ),
             ]
         },

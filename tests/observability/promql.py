@@ -15,6 +15,7 @@ RATE_INTERVAL_SECONDS = 7 * 60 + 13
 def grafana_to_promql(expr: str, rate_interval: str = RATE_INTERVAL_STAND_IN) -> str:
     """Substitute Grafana's macros and template variables as Grafana would (all values)."""
     expr = expr.replace("$__rate_interval", rate_interval).replace("$__interval", "1m")
+    expr = re.sub(r"\$\{?(cluster|namespace|pod)\}?", ".*", expr)  # their allValue: labels may be absent
     return re.sub(r"\$\{?(job|instance)\}?", ".+", expr)
 
 

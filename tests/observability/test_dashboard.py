@@ -101,7 +101,7 @@ def test_every_query_parses_and_only_uses_exported_series(exported_names: set[st
         assert not unknown, f"{where} uses {sorted(unknown)}, which /metrics does not export"
     for variable in doc["templating"]["list"]:
         if variable["type"] == "query":
-            selector = variable["definition"].removeprefix("label_values(").split(",")[0]
+            selector = variable["definition"].removeprefix("label_values(").rsplit(",", 1)[0]
             assert metric_names(grafana_to_promql(selector)) <= exported_names, variable["name"]
 
 
