@@ -310,6 +310,7 @@ class Pipeline(RebalanceListener):
                             "reason": exc.reason,
                         },
                     )
+                    metrics.decode_holds.labels(exc.reason).inc()
                     self._source.hold((topic, partition), offset, now + TRANSIENT_DECODE_BACKOFF_S)
                     continue
                 self._tracker.register(entry)
