@@ -97,8 +97,9 @@ def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: floa
     producer.flush(120)
 
 
-def bare_loop(bootstrap: str, topic: str, total: int) -> float:
-    """Records/s of consume + decode only, from the first record to the last."""
+def bare_loop(bootstrap: str, topic: str, total: int) -> tuple[float, float]:
+    """(records/s, CPU µs per record) of consume + decode only, from the first record to the
+    last. CPU is the whole process's (librdkafka's threads included), as for the service."""
     decoder = Decoder()
     consumer = Consumer(
         {
@@ -110,17 +111,25 @@ def bare_loop(bootstrap: str, topic: str, total: int) -> float:
         }
     )
     consumer.subscribe([topic])
-    seen, first = 0, 0.0
+    seen, first, cpu0 = 0, 0.0, 0.0
     while seen < total:
         for m in consumer.consume(1000, 0.5):
             if m.error() is None:
                 if not seen:
                     first = time.perf_counter()
+                    cpu0 = time.process_time()
                 decoder.decode(m.value())
                 seen += 1
     elapsed = time.perf_counter() - first
+    cpu = time.process_time() - cpu0
     consumer.close()
-    return total / elapsed
+    return total / elapsed, cpu / total * 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def finished(s: Samples) -> float:
@@ -146,9 +155,10 @@ class Service:
     def metrics(self) -> Samples:
         return scrape(self.url)
 
-    def wait_finished(self, total: int, timeout: float = 900) -> tuple[float, float]:
-        """(first, last) perf_counter times at which records were seen finished."""
-        first = last = 0.0
+    def wait_finished(self, total: int, timeout: float = 900) -> tuple[float, float, float]:
+        """(first, last) perf_counter times at which records were seen finished, and the
+        service's CPU µs per record finished between them."""
+        first = last = cpu0 = done0 = 0.0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -159,10 +169,11 @@ class Service:
                 done = 0
             now = time.perf_counter()
             if done and not first:
-                first = now
+                first, done0 = now, done
+                cpu0 = cpu_seconds(self.proc.pid)
             if done >= total:
                 last = now
-                return first, last
+                return first, last, (cpu_seconds(self.proc.pid) - cpu0) / (done - done0) * 1e6
             time.sleep(0.1)  # each scrape costs the service CPU: don't poll harder than needed
         raise SystemExit("timed out waiting for the service")
 
@@ -182,8 +193,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"corpus: {len(events)} events; topic {topic} ({PARTITIONS} partitions); broker {bootstrap}")
     produce(bootstrap, topic, events)
 
-    bare = bare_loop(bootstrap, topic, len(events))
-    print(f"bare consume+decode loop: {bare:,.0f} records/s")
+    bare, bare_cpu = bare_loop(bootstrap, topic, len(events))
+    print(f"bare consume+decode loop: {bare:,.0f} records/s, {bare_cpu:.1f} µs CPU/record")
 
     fake, fake_url = start_fake()
     env = {
@@ -199,13 +210,35 @@ def run(args: argparse.Namespace) -> None:
         "LOG_FORMAT": "json",
     }
     service = Service(env, work / "service.log")
+    spy = None
+    if args.py_spy is not None:  # where the service's CPU goes: collapsed stacks, all threads
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(service.proc.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--output",
+                str(args.py_spy),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
     try:
-        first, last = service.wait_finished(len(events))
+        first, last, service_cpu = service.wait_finished(len(events))
         rate = len(events) / (last - first)
         m = service.metrics()
         rss = rss_peak_mb(service.proc.pid)
         print(f"service: {rate:,.0f} events/s ({len(events)} in {last - first:.1f} s)")
-        print(f"ratio service / bare loop: {rate / bare:.2f}  (target ≥ 0.60)")
+        print(f"ratio service / bare loop: {rate / bare:.2f}")
+        print(f"service CPU per event: {service_cpu:.1f} µs (bare loop {bare_cpu:.1f} µs)")
+        print(
+            f"efficiency (bare CPU/event ÷ service CPU/event): {bare_cpu / service_cpu:.2f}  (target ≥ 0.5)"
+        )
         print(f"service peak RSS: {rss:.0f} MiB")
         delivered = total(m, "clevertap_consumer_records_delivered_total")
         dead = total(m, "clevertap_consumer_dlq_records_total")
@@ -213,6 +246,9 @@ def run(args: argparse.Namespace) -> None:
         if args.latency:
             latency(bootstrap, topic, events, rate / 2, service)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         print(f"service exit status: {service.stop()}")
         fake.terminate()
         fake.wait(10)
@@ -241,6 +277,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--latency", action="store_true", help="also measure latency at half load")
+    parser.add_argument("--py-spy", type=Path, help="profile the service with py-spy into this file")
     run(parser.parse_args())
 
 

@@ -12,38 +12,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
-from pydantic import SecretStr
 
 from .clevertap_api import MAX_TOKEN_RECORDS
-from .dlq import Failure
+from .contracts import Failure, Target
 from .offsets import Entry
 from .transform import Record
 
 BatchKind = Literal["upload", "token"]
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where and as whom a batch is sent. One per destination; equal targets share batches."""
-
-    account_id: str
-    url: str
-    passcode: SecretStr
-    # The destination's `onAuthFailure: hold`: records refused with 401/403 wait for the
-    # account's breaker to close instead of going to the DLQ as `auth_failed`.
-    hold_on_auth_failure: bool = False
-    _hash: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Hashed for every record batched: compute it once.
-        key = (self.account_id, self.url, self.passcode.get_secret_value(), self.hold_on_auth_failure)
-        object.__setattr__(self, "_hash", hash(key))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"Target(account_id={self.account_id!r}, url={self.url!r})"
 
 
 @dataclass(slots=True)

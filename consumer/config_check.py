@@ -202,7 +202,7 @@ def probe_destinations(
 async def _probe_destinations(
     destinations: Sequence[Destination], settings: Settings, environ: Mapping[str, str]
 ) -> list[Probe]:
-    from .batch import Target
+    from .contracts import Target
     from .deliver import DeliveryOptions
     from .deliver._client import NoReply, post_upload
     from .route import upload_url

@@ -36,11 +36,11 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from . import metrics
-from .batch import Target
+from .contracts import Failure, Target
 from .deliver import DeliveryOptions
 from .deliver._client import NoReply, post_upload
 from .destinations import DestinationsFile
-from .dlq import DeadLetters, Failure
+from .dlq import DeadLetters
 from .offsets import Entry
 from .source import message_headers
 
@@ -269,7 +269,7 @@ class DeletionFlow:
         self._producer = producer
         self._delivery = delivery
         self._written: set[int] = set()
-        self._dlq = DeadLetters(
+        self._dlq: DeadLetters[Entry] = DeadLetters(
             producer, options.dlq_topic, options.group_id, lambda e: self._written.add(id(e))
         )
 

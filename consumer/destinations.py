@@ -101,6 +101,8 @@ class _InAppEvent(BaseModel):
 
     @model_validator(mode="after")
     def _charged_has_revenue(self) -> _InAppEvent:
+        if self.as_name is not None and is_restricted_event(self.as_name):
+            raise ValueError(f"as: {self.as_name!r} is a CleverTap system event name and cannot be uploaded")
         if self.as_name == "Charged" and self.send != "values_and_revenue":
             raise ValueError(
                 "`as: Charged` needs `send: values_and_revenue` (Charged's Amount is the revenue)"

@@ -17,35 +17,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Any, Final, Generic, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from . import metrics
+from .contracts import Failure, Letter
 from .logs import redact
 
-if TYPE_CHECKING:
-    from .offsets import Entry
+L = TypeVar("L", bound=Letter)
 
 log = logging.getLogger(__name__)
-
-Stage = Literal["decode", "route", "transform", "deliver"]
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why one message (or one record made from it) was not delivered.
-
-    `reason` is a short label from a fixed set (metric label, `dlq.reason` header); `message` is
-    the human detail and must never contain a secret or the payload; `code` is CleverTap's
-    per-record error code or the HTTP status when there is one.
-    """
-
-    stage: Stage
-    reason: str
-    message: str
-    code: int | None = None
-
 
 HEADER_PREFIX = "dlq."
 MAX_MESSAGE_BYTES = 1000
@@ -61,7 +43,20 @@ _MINIMAL_KEY_BYTES: Final = 1024
 KafkaHeaders = list[tuple[str, str | bytes | None]]
 
 
-def dlq_headers(entry: Entry, failure: Failure, group_id: str, now_ms: int) -> KafkaHeaders:
+def producer_config(client: dict[str, Any]) -> dict[str, Any]:
+    """The DLQ producer's librdkafka settings (this stage owns the producer): nothing counts as
+    dead-lettered until every replica has it."""
+    return {
+        **client,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "compression.type": "lz4",
+        "message.timeout.ms": 120_000,
+    }
+
+
+def dlq_headers(entry: Letter, failure: Failure, group_id: str, now_ms: int) -> KafkaHeaders:
     """The original headers plus ours, which say where the record came from and why it is here."""
     ours = {
         "stage": failure.stage,
@@ -93,7 +88,7 @@ class _Copy:
     headers: KafkaHeaders
 
 
-def _copy(entry: Entry, headers: KafkaHeaders, level: int) -> _Copy:
+def _copy(entry: Letter, headers: KafkaHeaders, level: int) -> _Copy:
     if level == 0:
         return _Copy(entry.value, entry.key, headers)
     size = str(len(entry.value or b"")).encode()
@@ -112,7 +107,7 @@ def _too_large(err: KafkaError) -> bool:
     return err.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD)
 
 
-class DeadLetters:
+class DeadLetters(Generic[L]):
     """Writes failed messages to the DLQ topic and reports each one once the broker has it.
 
     A message counts as done only after the broker acknowledged its DLQ copy (acks=all): until
@@ -121,20 +116,20 @@ class DeadLetters:
     """
 
     def __init__(
-        self, producer: Producer, topic: str, group_id: str, on_written: Callable[[Entry], None]
+        self, producer: Producer, topic: str, group_id: str, on_written: Callable[[L], None]
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._group_id = group_id
         self._on_written = on_written
         self._pending = 0
-        self._retry: list[tuple[float, Entry, Failure, int]] = []
+        self._retry: list[tuple[float, L, Failure, int]] = []
 
-    def send(self, entry: Entry, failure: Failure) -> None:
+    def send(self, entry: L, failure: Failure) -> None:
         self._pending += 1
         self._produce(entry, failure, 0)
 
-    def _produce(self, entry: Entry, failure: Failure, level: int) -> None:
+    def _produce(self, entry: L, failure: Failure, level: int) -> None:
         headers = dlq_headers(entry, failure, self._group_id, int(time.time() * 1000))
         where = {
             "stage": failure.stage,
@@ -179,7 +174,7 @@ class DeadLetters:
                 level += 1
                 copy = _copy(entry, headers, level)
 
-    def _shrunk(self, entry: Entry, failure: Failure, error: str, where: dict[str, object]) -> None:
+    def _shrunk(self, entry: L, failure: Failure, error: str, where: dict[str, object]) -> None:
         """The copy did not fit: it is written again, smaller (not a failed write)."""
         log.warning(
             "DLQ copy too large for the broker; writing it with the value cut",

@@ -33,8 +33,8 @@ from confluent_kafka import (
 from pydantic import Field
 
 from .codec import DecodeError, Decoder, to_message
+from .contracts import Headers
 from .dlq import HEADER_PREFIX
-from .offsets import Headers
 from .settings import DEFAULT_DLQ_TOPIC, ClientSettings, kafka_client_config, tool_producer_config
 from .source import first_offsets_at, message_headers
 

@@ -9,7 +9,7 @@ branch in the hot loop:
   `--validate-with-clevertap`, the real deliverer sending to `/1/upload?dryRun=1`, which
   CleverTap checks and answers like any upload (401, per-record codes 509-535) without storing;
 * the dead-letter end is `RecordingDeadLetters`: a failure is counted and sampled, never written;
-* offsets are neither committed nor stored beyond the process.
+* the commit policy is `steps.NoCommits`: the throwaway group leaves no offsets behind.
 
 The report says what would have happened: counts by outcome, dead-letter reasons (stage, reason,
 CleverTap code), filter reasons, transform fixes, and a few sample records of each kind.
@@ -26,8 +26,8 @@ import orjson
 
 from . import metrics
 from .batch import Batch
+from .contracts import Failure
 from .deliver import BatchResult
-from .dlq import Failure
 from .offsets import Entry
 from .pipeline import Deliverer
 

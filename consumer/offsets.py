@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from . import offset_map
+from .contracts import CommitPoint, Failure, Headers, Origin, TopicPartitionKey
 
-if TYPE_CHECKING:
-    from .dlq import Failure
-
-Headers = list[tuple[str, bytes | None]]
-TopicPartitionKey = tuple[str, int]
-CommitPoint = tuple[int, str]  # next offset to read, and the offset map of done offsets above it
+__all__ = ["CommitPoint", "Entry", "Headers", "OffsetTracker", "TopicPartitionKey"]
 
 
 @dataclass(eq=False, slots=True)
@@ -44,6 +39,13 @@ class Entry:
     failures: list[Failure] = field(default_factory=list)
     done: bool = False
     dropped: bool = False
+
+    @property
+    def origin(self) -> Origin:
+        """The immutable token of the message this entry tracks."""
+        return Origin(
+            self.topic, self.partition, self.offset, self.key, self.value, self.headers, self.timestamp_ms
+        )
 
     @property
     def size(self) -> int:

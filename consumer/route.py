@@ -13,11 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .batch import Target
 from .consent import OPEN, Gate
+from .contracts import Failure, Headers, Target
 from .destinations import DestinationsFile, Source
-from .dlq import Failure
-from .offsets import Headers
 from .transform import Result, TransformConfig, partner_transform, transform
 
 TransformFn = Callable[[Mapping[str, Any], TransformConfig], Result]

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from types import FrameType
@@ -28,13 +28,16 @@ from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
 from .destinations import ConfigError, DestinationsFile, load_destinations
+from .dlq import producer_config
 from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
 from .offsets import Entry
-from .pipeline import DeadLetterSink, Pipeline, PipelineOptions, consumer_config, producer_config
+from .pipeline import DeadLetterSink, Pipeline, PipelineOptions
 from .reload import DestinationsReloader
 from .route import Router
 from .settings import Settings, kafka_client_config, load_settings
+from .source import consumer_config
+from .steps import NoCommits
 from .transform import FIX_KINDS, REJECT_REASONS
 
 if TYPE_CHECKING:
@@ -155,8 +158,6 @@ def build(
         if unknown:
             raise ConfigError(f"--destination: not in the destinations file: {', '.join(sorted(unknown))}")
         options = replace(options, only_destinations=replay.destinations)
-    if dry_run is not None:
-        options = replace(options, commit=False)
     pipeline = Pipeline(
         options,
         consumer_conf=consumer_conf,
@@ -166,6 +167,7 @@ def build(
         deliverer=deliverer,
         health=obs.health,
         dead_letters=dead_letters,
+        commits=NoCommits() if dry_run is not None else None,  # a dry run leaves no offsets
     )
     reloader = None
     if replay is None and dry_run is None:
@@ -275,46 +277,49 @@ def run_service(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if reloader is not None:
-        if deletion is not None:
-            reloader.on_reload(partial(_retarget_deletion, deletion, settings))
-        signal.signal(signal.SIGHUP, lambda _signum, _frame: reloader.request())
-        reloader.start()
-    tune_gc()
-    deliverer.start()
-    log.info(
-        "started",
-        extra={
-            "topics": list(settings.kafka_topics),
-            "group": settings.kafka_group_id,
-            "port": obs.server.port,
-        },
-    )
-    deletion_thread = None
-    if deletion is not None:
-        deletion_thread = threading.Thread(target=deletion.run, args=(stop,), name="deletion", daemon=True)
-        deletion_thread.start()
+    # One owner for each lifecycle. Here: observability (first up, last down), the reloader and
+    # the deletion thread, stopped in reverse order of start by the ExitStack. The pipeline owns
+    # the consumer, the deliverer's close and the DLQ producer (its shutdown order needs them).
+    with ExitStack() as lifecycle:
+        lifecycle.callback(obs.close)
+        if reloader is not None:
+            if deletion is not None:
+                reloader.on_reload(partial(_retarget_deletion, deletion, settings))
+            signal.signal(signal.SIGHUP, lambda _signum, _frame: reloader.request())
+            reloader.start()
+            lifecycle.callback(reloader.close)
+        tune_gc()
+        deliverer.start()
         log.info(
-            "user deletion on", extra={"topic": deletion.options.topic, "group": deletion.options.group_id}
+            "started",
+            extra={
+                "topics": list(settings.kafka_topics),
+                "group": settings.kafka_group_id,
+                "port": obs.server.port,
+            },
         )
-    try:
-        if replay is None:
-            pipeline.run(stop)
-            return 0
-        with watch(pipeline) if watch is not None else nullcontext():
-            complete = pipeline.replay(stop, replay.since_ms, replay.until_ms)
+        if deletion is not None:
+            deletion_thread = threading.Thread(
+                target=deletion.run, args=(stop,), name="deletion", daemon=True
+            )
+            deletion_thread.start()
+            lifecycle.callback(deletion_thread.join, 30)
+            log.info(
+                "user deletion on",
+                extra={"topic": deletion.options.topic, "group": deletion.options.group_id},
+            )
+        lifecycle.callback(stop.set)  # first on the way out: every other thread sees it
+        try:
+            if replay is None:
+                pipeline.run(stop)
+                return 0
+            with watch(pipeline) if watch is not None else nullcontext():
+                complete = pipeline.replay(stop, replay.since_ms, replay.until_ms)
+        except KafkaException as exc:
+            log.error("stopping on a fatal Kafka error: %s", exc)
+            return 1
         if not complete:
             log.warning("replay interrupted before the end of the range", extra=dict(pipeline.stats))
             return 1
         log.info("replay complete", extra=dict(pipeline.stats))
-    except KafkaException as exc:
-        log.error("stopping on a fatal Kafka error: %s", exc)
-        return 1
-    finally:
-        stop.set()
-        if deletion_thread is not None:
-            deletion_thread.join(30)
-        if reloader is not None:
-            reloader.close()
-        obs.close()
     return 0

@@ -10,16 +10,53 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from . import metrics, offset_map
-from .offsets import CommitPoint, Headers, TopicPartitionKey
+from .contracts import CommitPoint, Headers, TopicPartitionKey
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 PartitionSet = set[TopicPartitionKey]
+
+
+def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
+    """The group member's librdkafka settings (this stage owns the consumer): at-least-once,
+    cooperative, bounded prefetch."""
+    conf: dict[str, Any] = {
+        **client,
+        "group.id": s.kafka_group_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": s.commit_interval_ms,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": s.kafka_session_timeout_ms,
+        "max.poll.interval.ms": 300_000,
+        # librdkafka's prefetch buffer, one queue for all assigned partitions. 2 MB keeps the
+        # loop fed (it decodes a few MB a second) and leaves memory to the in-flight limits.
+        # A full queue postpones the next fetch by fetch.queue.backoff.ms (default 1 s), which
+        # with a queue this small starves the loop; 20 ms refills it as fast as it drains.
+        "queued.max.messages.kbytes": 2048,
+        "fetch.queue.backoff.ms": 20,
+        "isolation.level": "read_committed",
+        "statistics.interval.ms": 15_000,
+    }
+    if s.kafka_group_instance_id:
+        conf["group.instance.id"] = s.kafka_group_instance_id
+    # `client` carries KAFKA_EXTRA_CONFIG already; here it also overrides the consumer defaults
+    # above, so an operator can retune prefetch or timeouts without a release.
+    conf.update(s.kafka_extra_config)
+    if conf.get("group.protocol") == "consumer":
+        # KIP-848: the broker assigns partitions and owns session timeouts.
+        conf.pop("partition.assignment.strategy", None)
+        conf.pop("session.timeout.ms", None)
+    return conf
 
 
 class RebalanceListener:
@@ -234,6 +271,10 @@ class Source:
 
     def is_held(self, tp: TopicPartitionKey) -> bool:
         return tp in self._held
+
+    def has_holds(self) -> bool:
+        """Some partition waits to be re-read (a replay is not complete while one does)."""
+        return bool(self._held)
 
     def release_due(self, now: float) -> None:
         if not self._held:

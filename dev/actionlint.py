@@ -59,6 +59,7 @@ def ensure() -> Path:
             )
             if done.returncode != 0:
                 raise ToolError(f"go install actionlint@{VERSION} failed:\n{done.stdout}{done.stderr}")
+            BIN.parent.mkdir(parents=True, exist_ok=True)
             (gobin / "actionlint").rename(BIN)
     return BIN
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 from pydantic import SecretStr
 
-from consumer.batch import Batcher, Target
+from consumer.batch import Batcher
+from consumer.contracts import Target
 from consumer.offsets import Entry
 from consumer.transform import Record
 

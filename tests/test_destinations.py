@@ -139,3 +139,145 @@ def test_check_config_fails_with_a_named_field(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check-config", "--destinations", str(path)])
     assert result.exit_code == 2
     assert "accountId" in result.output
+
+
+# --- attribution options and `sources:` ------------------------------------------------------
+
+
+def _two(**extra: object) -> dict[str, object]:
+    return {
+        "destinations": [
+            {"id": "d1", "accountId": "ACC-1", "passcode": "pw-1"},
+            {"id": "d2", "accountId": "ACC-2", "passcode": "pw-2"},
+        ],
+        **extra,
+    }
+
+
+def _refusal(doc: dict[str, object]) -> str:
+    with pytest.raises(ConfigError) as err:
+        parse_destinations(doc)
+    return str(err.value)
+
+
+def test_sources_bind_topics_to_formats_and_destinations() -> None:
+    doc = _two(
+        sources=[
+            {
+                "topic": "af",
+                "format": "appsflyer",
+                "destinationBy": {"field": "app_id", "map": {"a": "d1", "b": "d2"}},
+            },
+            {"topic": "branch", "format": "branch", "destination": "d2"},
+            {"topic": "rs-json"},
+        ]
+    )
+    sources = parse_destinations(doc).sources
+    assert [(s.topic, s.format, s.destination_ids) for s in sources] == [
+        ("af", "appsflyer", ("d1", "d2")),
+        ("branch", "branch", ("d2",)),
+        ("rs-json", "rudderstack", ()),
+    ]
+    assert parse_destinations(_two()).sources == ()
+
+
+@pytest.mark.parametrize(
+    ("sources", "needles"),
+    [
+        (
+            [{"topic": "t", "format": "appsflyer", "destination": "nope"}],
+            ["sources[0]", "'nope'", "unknown destination"],
+        ),
+        (
+            [
+                {
+                    "topic": "t",
+                    "format": "adjust",
+                    "destinationBy": {"field": "app", "map": {"x": "d1", "y": "ghost"}},
+                }
+            ],
+            ["'ghost'"],
+        ),
+        (
+            [{"topic": "t", "format": "branch", "destination": "d1"}, {"topic": "t", "destination": "d2"}],
+            ["'t'", "more than once"],
+        ),
+        ([{"topic": "t", "format": "appsflyer"}], ["appsflyer", "destination or destinationBy"]),
+        (
+            [{"topic": "t", "destination": "d1", "destinationBy": {"field": "a", "map": {"x": "d1"}}}],
+            ["not both"],
+        ),
+        ([{"topic": "t", "format": "kochava", "destination": "d1"}], ["sources[0].format", "'appsflyer'"]),
+        ([{"topic": "t", "format": "branch", "destination": "d1", "extra": 1}], ["extra"]),
+        (
+            [{"topic": "t", "format": "branch", "destinationBy": {"field": "a..b", "map": {"x": "d1"}}}],
+            ["field"],
+        ),
+        ([{"topic": "t", "format": "branch", "destinationBy": {"field": "a", "map": {}}}], ["map"]),
+    ],
+)
+def test_bad_sources_are_refused_naming_the_problem(sources: list[object], needles: list[str]) -> None:
+    text = _refusal(_two(sources=sources))
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_attribution_options_reach_the_transform_config() -> None:
+    d = parse_destinations(
+        _one(
+            installEventNames={"organic": "Free Install"},
+            attributionUserKey="identity",
+            inAppEvents=[
+                {"name": "af_purchase", "send": "values_and_revenue", "as": "Charged"},
+                {"name": "x"},
+            ],
+            restrictedMediaSources=["  Facebook Ads "],
+            attributionProfile=True,
+        )
+    ).destinations[0]
+    options = d.transform_config().attribution
+    assert (options.organic_install, options.inorganic_install) == ("Free Install", "Inorganic Install")
+    assert options.user_key == "identity"
+    assert [(e.name, e.send, e.as_name) for e in options.in_app_events] == [
+        ("af_purchase", "values_and_revenue", "Charged"),
+        ("x", "values", None),
+    ]
+    assert options.restricted_media_sources == frozenset({"facebook ads"})
+    assert options.first_touch_profile is True
+
+
+@pytest.mark.parametrize(
+    ("options", "needles"),
+    [
+        ({"inAppEvents": [{"name": "af_purchase", "as": "Charged"}]}, ["Charged", "values_and_revenue"]),
+        (
+            {"inAppEvents": [{"name": "af_purchase", "send": "values", "as": "Charged"}]},
+            ["values_and_revenue"],
+        ),
+        ({"inAppEvents": [{"name": "e", "as": "UTM Visited"}]}, ["UTM Visited", "system event"]),
+        ({"inAppEvents": [{"name": "e", "send": "all"}]}, ["send"]),
+        ({"inAppEvents": [{"name": ""}]}, ["name"]),
+        ({"installEventNames": {"organic": "UTM Visited"}}, ["UTM Visited", "system event"]),
+        ({"installEventNames": {"inorganic": "App Launched"}}, ["App Launched", "system event"]),
+        ({"installEventNames": {"organic": ""}}, ["organic"]),
+        ({"installEventNames": {"paid": "x"}}, ["paid"]),
+        ({"attributionUserKey": "email"}, ["attributionUserKey"]),
+    ],
+)
+def test_bad_attribution_options_are_refused(options: dict[str, object], needles: list[str]) -> None:
+    text = _refusal(_one(**options))
+    assert "destinations[0]" in text
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_check_config_reports_a_bad_sources_section(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "destinations:\n  - id: d1\n    accountId: ACC-1\n    passcode: pw-1\n"
+        "sources:\n  - topic: af\n    format: appsflyer\n    destination: d9\n"
+    )
+    result = CliRunner().invoke(main, ["check-config", "--destinations", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "'d9'" in result.output
+    assert "pw-1" not in result.output

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Producer
 
-from consumer.dlq import TRUNCATED_HEADER, TRUNCATED_VALUE_BYTES, DeadLetters, Failure
+from consumer.contracts import Failure
+from consumer.dlq import TRUNCATED_HEADER, TRUNCATED_VALUE_BYTES, DeadLetters
 from consumer.dlq_admin import DeadLetter, Target, target_for
 from consumer.logs import register_secret
 from consumer.offsets import Entry
@@ -20,7 +21,7 @@ def test_dead_letter_keeps_original_record_and_says_why(
     dlq_topic = new_topic()
     written: list[Entry] = []
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "acks": "all", "enable.idempotence": True})
-    letters = DeadLetters(producer, dlq_topic, "group-x", written.append)
+    letters: DeadLetters[Entry] = DeadLetters(producer, dlq_topic, "group-x", written.append)
     entry = Entry(
         "events",
         3,
@@ -60,7 +61,7 @@ def test_redriven_record_does_not_stack_old_dlq_headers(
 ) -> None:
     dlq_topic = new_topic()
     producer = Producer({"bootstrap.servers": kafka.bootstrap})
-    letters = DeadLetters(producer, dlq_topic, "g", lambda _e: None)
+    letters: DeadLetters[Entry] = DeadLetters(producer, dlq_topic, "g", lambda _e: None)
     entry = Entry("events", 0, 7, None, b"v", [("dlq.reason", b"old"), ("dlq.stage", b"decode")], None)
     letters.send(entry, Failure("route", "unknown_destination", "destinationId 'x' is not configured"))
     assert letters.flush(30) == 0
@@ -71,7 +72,9 @@ def test_redriven_record_does_not_stack_old_dlq_headers(
 
 def test_long_messages_are_cut_to_a_header_sized_text(kafka: KafkaBed, new_topic: Callable[..., str]) -> None:
     dlq_topic = new_topic()
-    letters = DeadLetters(Producer({"bootstrap.servers": kafka.bootstrap}), dlq_topic, "g", lambda _e: None)
+    letters: DeadLetters[Entry] = DeadLetters(
+        Producer({"bootstrap.servers": kafka.bootstrap}), dlq_topic, "g", lambda _e: None
+    )
     letters.send(Entry("events", 0, 0, None, b"v", [], None), Failure("decode", "avro_error", "é" * 2000))
     assert letters.flush(30) == 0
     (msg,) = kafka.consume_all(dlq_topic, 1)
@@ -87,7 +90,9 @@ def test_a_copy_too_large_for_the_producer_is_still_recorded_cut(
     value cut and a header saying so, instead of stopping the service (MSG_SIZE_TOO_LARGE)."""
     dlq_topic = new_topic()
     written: list[Entry] = []
-    letters = DeadLetters(Producer({"bootstrap.servers": kafka.bootstrap}), dlq_topic, "g", written.append)
+    letters: DeadLetters[Entry] = DeadLetters(
+        Producer({"bootstrap.servers": kafka.bootstrap}), dlq_topic, "g", written.append
+    )
     value = b"\x00" + b"x" * 999_990
     entry = Entry("events", 0, 5, b"k", value, [("trace", b"t")], None)
     letters.send(entry, Failure("decode", "avro_error", "garbage"))
@@ -110,7 +115,7 @@ def test_a_copy_the_broker_refuses_as_too_large_is_recorded_without_value(
     dlq_topic = kafka.create_topic(f"small-{new_topic()}", config={"max.message.bytes": "20000"})
     written: list[Entry] = []
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "compression.type": "none"})
-    letters = DeadLetters(producer, dlq_topic, "g", written.append)
+    letters: DeadLetters[Entry] = DeadLetters(producer, dlq_topic, "g", written.append)
     entry = Entry("events", 1, 9, b"k", b"v" * 200_000, [("big", b"h" * 30_000)], None)
     letters.send(entry, Failure("route", "unknown_destination", "destinationId 'x' is not configured"))
     assert letters.flush(30) == 0
@@ -126,7 +131,9 @@ def test_a_copy_the_broker_refuses_as_too_large_is_recorded_without_value(
 def test_every_header_we_add_is_redacted(kafka: KafkaBed, new_topic: Callable[..., str]) -> None:
     dlq_topic = new_topic()
     register_secret("echoed-passcode-77")
-    letters = DeadLetters(Producer({"bootstrap.servers": kafka.bootstrap}), dlq_topic, "g", lambda _e: None)
+    letters: DeadLetters[Entry] = DeadLetters(
+        Producer({"bootstrap.servers": kafka.bootstrap}), dlq_topic, "g", lambda _e: None
+    )
     entry = Entry("events", 0, 0, None, b"v", [], None, destination_id="d")
     letters.send(entry, Failure("deliver", "unauthorized", "Invalid passcode echoed-passcode-77 for A", 401))
     assert letters.flush(30) == 0

@@ -24,7 +24,8 @@ from confluent_kafka import Message, Producer
 
 from consumer.cli import main
 from consumer.codec import Encoder
-from consumer.dlq import DeadLetters, Failure
+from consumer.contracts import Failure
+from consumer.dlq import DeadLetters
 from consumer.dlq_admin import DlqReader, consumer_config
 from consumer.offsets import Entry
 from consumer.settings import ClientSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from consumer.contracts import Failure
 from consumer.destinations import ConfigError, parse_destinations
-from consumer.dlq import Failure
 from consumer.route import Route, Router
 
 FILE = {

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, get_args
 
 import click
 
-from ..dlq import Stage
+from ..contracts import Stage
 
 if TYPE_CHECKING:
     from ..dlq_admin import DlqReader, DlqSettings, Filters, RedriveCounts, Summary

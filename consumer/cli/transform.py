@@ -25,7 +25,7 @@ from ..clevertap_api import MAX_RECORDS
 
 if TYPE_CHECKING:
     from ..batch import Batch
-    from ..transform import Filtered, Profile, Result, TransformConfig
+    from ..transform import AttributionOptions, Filtered, Profile, Result, TransformConfig
 
 _RS_KEYS: Final = (
     "accountId",
@@ -109,8 +109,27 @@ def _rudderstack_sink(cfg: dict[str, Any]) -> Sink:
         profile=Profile.RUDDERSTACK,
         event_filter=event_filter,
         event_names=names,
+        attribution=_attribution(cfg),
     )
     return Sink(config, f"https://{host}/1/upload", headers, account, passcode)
+
+
+def _attribution(cfg: dict[str, Any]) -> AttributionOptions:
+    """The attribution options, validated as the destinations file does: the service applies
+    them to partner topics whatever the destination's profile, so the rudderstack sink must too."""
+    from pydantic import ValidationError
+
+    from ..destinations import Destination
+    from ..transform import AttributionOptions
+
+    known = {k: cfg[k] for k in _ATTRIBUTION_KEYS if k in cfg}
+    if not known:
+        return AttributionOptions()
+    try:  # only the attribution keys matter here; the rest are placeholders
+        dest = Destination.model_validate({"id": "cli", "accountId": "cli", "passcode": "unused", **known})
+    except ValidationError as exc:
+        raise InputError(f"destination config: {_describe(exc)}") from None
+    return dest.transform_config().attribution
 
 
 def _describe(err: Any) -> str:
@@ -334,7 +353,8 @@ def _run_batched_service(outcomes: Iterable[_Outcome], out: IO[bytes]) -> list[_
     byte cap. Returns the outcomes that are not batches."""
     from pydantic import SecretStr
 
-    from ..batch import Batcher, Target
+    from ..batch import Batcher
+    from ..contracts import Target
     from ..offsets import Entry
     from ..settings import Settings
     from ..transform import Accepted

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from .. import __version__, metrics
-from ..batch import Target
+from ..contracts import Target
 
 USER_AGENT = f"clevertap-consumer/{__version__}"
 CONTENT_TYPE = "application/json; charset=utf-8"

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from .. import metrics
 from ..batch import Batch
-from ..dlq import Failure
+from ..contracts import Failure
 from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
 from ._client import NoReply, Reply, post_upload
 from ._limiter import AdaptiveLimit, Signal

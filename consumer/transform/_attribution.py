@@ -192,14 +192,14 @@ def read_adjust(p: Mapping[str, Any]) -> Touch:
     kind = _text(p.get("activity_kind")) or ""
     install = kind.casefold() in _ADJUST_INSTALLS
     network = _text(p.get("network_name"))
-    values = _json_object(p.get("partner_parameters"))
-    values = {k: v for k, v in values.items() if k not in ("clevertapId", "identity")}
+    params = _json_object(p.get("partner_parameters"))  # `{partner_parameters}`: a JSON text
+    values = {k: v for k, v in params.items() if k not in ("clevertapId", "identity")}
     return Touch(
         partner="adjust",
         install=install,
         event_name=(_text(p.get("event_name")) or kind) if not install else kind,
-        clevertap_id=_text(p.get("clevertapId")),
-        user_id=_text(p.get("identity")) or _text(_json_object(p.get("partner_parameters")).get("identity")),
+        clevertap_id=_text(p.get("clevertapId")) or _text(params.get("clevertapId")),
+        user_id=_text(p.get("identity")) or _text(params.get("identity")),
         ts=_epoch_seconds(p.get("installed_at") if install else p.get("created_at"))
         or _epoch_seconds(p.get("created_at")),
         media_source=network,

@@ -214,3 +214,93 @@ def test_a_writer_schema_that_is_not_our_record_is_incompatible(
     error = reason_of(decoder, frame(schema_id, b"\x06abc"))
     assert (error.reason, error.transient) == ("incompatible_schema", False)
     assert f"schema id {schema_id} cannot be read as clevertap_consumer.events.Event" in error.message
+
+
+# Value formats (KAFKA_VALUE_FORMAT; docs/schema.md, "Value formats") --------------------------------
+
+JSON_MESSAGE = {"type": "track", "event": "Song Played", "userId": "u-1", "destinationId": "d"}
+
+
+@pytest.mark.parametrize("prefix", [b"", b" ", b"\n\t\r "])
+def test_auto_reads_a_json_object_as_the_message(prefix: bytes) -> None:
+    assert Decoder().decode_message(prefix + json.dumps(JSON_MESSAGE).encode()) == JSON_MESSAGE
+
+
+def test_auto_reads_plain_avro_as_the_envelope_turned_message() -> None:
+    assert Decoder().decode_message(Encoder().encode(EVENT)) == EVENT
+
+
+def test_auto_reads_confluent_framed_avro_in_registry_mode(decoder: Decoder) -> None:
+    framed = Encoder(decoder.registry, "t").encode(EVENT)
+    assert decoder.decode_message(framed) == EVENT
+    assert decoder.decode_message(json.dumps(JSON_MESSAGE).encode()) == JSON_MESSAGE
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=50, deadline=None)
+def test_no_avro_value_of_our_schema_starts_like_json(seed: int) -> None:
+    # The claim docs/schema.md makes: the first byte is messageId's union branch, zigzag-encoded.
+    for event in sample_events(5, seed=seed):
+        value = Encoder().encode(event)
+        assert value[0] in (0x00, 0x02, 0x04, 0x06)
+        assert Decoder().decode_message(value) == event
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b'{"type": "track"', "invalid_json"),  # auto: a `{` means JSON, so broken JSON says so
+        (b"{}}", "invalid_json"),
+        (b"", "empty_value"),
+        (None, "empty_value"),
+    ],
+)
+def test_auto_json_errors_are_precise(value: bytes | None, reason: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        Decoder().decode_message(value)
+    assert (caught.value.reason, caught.value.transient) == (reason, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "needle"),
+    [
+        (b"[1, 2]", "json_not_object", "list"),
+        (b'"track"', "json_not_object", "str"),
+        (b"42", "json_not_object", "int"),
+        (b"null", "json_not_object", "NoneType"),
+        (b"not json at all", "invalid_json", "not JSON"),
+        (Encoder().encode(EVENT), "invalid_json", "not JSON"),  # Avro on a topic forced to JSON
+        (b"", "empty_value", "no value"),
+    ],
+)
+def test_json_forced_reads_only_json_objects(value: bytes, reason: str, needle: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        Decoder(value_format="json").decode_message(value)
+    assert caught.value.reason == reason
+    assert needle in caught.value.message
+    assert Decoder(value_format="json").decode_message(b' {"a": [1]} ') == {"a": [1]}
+
+
+def test_avro_forced_never_reads_json(decoder: Decoder) -> None:
+    text = json.dumps(JSON_MESSAGE).encode()
+    with pytest.raises(DecodeError) as plain:
+        Decoder(value_format="avro").decode_message(text)
+    assert plain.value.reason == "avro_error"
+    forced = Decoder(decoder.registry, value_format="avro")
+    with pytest.raises(DecodeError) as framed:
+        forced.decode_message(text)
+    assert framed.value.reason == "not_confluent_framed"
+    assert Decoder(value_format="avro").decode_message(Encoder().encode(EVENT)) == EVENT
+
+
+@given(st.binary(max_size=200), st.sampled_from(["auto", "avro", "json"]))
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_in_any_format_decode_or_give_a_decode_error(value: bytes, fmt: Any) -> None:
+    reason = None
+    try:
+        message = Decoder(value_format=fmt).decode_message(value)
+    except DecodeError as exc:
+        reason = exc.reason
+    else:
+        assert type(message) is dict
+    assert reason in (None, "empty_value", "avro_error", "invalid_json", "json_not_object")

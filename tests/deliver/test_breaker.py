@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from prometheus_client import REGISTRY
 
-from consumer.batch import Target
+from consumer.contracts import Target
 from consumer.deliver import BatchResult, Deliverer, DeliveryOptions
 from tests.support.batches import event, make_batch, target
 from tests.support.fake_clevertap import FakeCleverTapProcess

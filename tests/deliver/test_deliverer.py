@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from consumer.batch import Batch, Item
+from consumer.contracts import Failure
 from consumer.deliver import BatchResult, Deliverer, DeliveryOptions
-from consumer.dlq import Failure
 from tests.support.batches import event, make_batch, target
 from tests.support.fake_clevertap import FakeCleverTapProcess
 

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from consumer import metrics
+from consumer.codec import DECODE_REASONS
 from consumer.deliver import HTTP_ERRORS, RETRY_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 VOCABULARIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "http_request_errors_total": ("error", HTTP_ERRORS),
+    "decode_failures_total": ("reason", DECODE_REASONS),
+    "events_filtered_total": ("reason", metrics.FILTER_REASONS),
     "delivery_retries_total": ("reason", RETRY_REASONS),
     "batches_sent_total": ("outcome", metrics.BATCH_OUTCOMES),
     "records_finished_total": ("outcome", metrics.FINISH_OUTCOMES),

@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from consumer.contracts import Failure
 from consumer.deletion import (
     MALFORMED,
     UNSUPPORTED,
@@ -19,7 +20,6 @@ from consumer.deletion import (
     read_ids,
     request_bodies,
 )
-from consumer.dlq import Failure
 from tests.support.fake_clevertap import DEFAULT_ACCOUNTS, FakeCleverTapProcess
 
 ACCOUNT = "ACC-ONE"

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from consumer.batch import Batch, Batcher, Target
+from consumer.batch import Batch, Batcher
+from consumer.contracts import Target
 from consumer.offsets import Entry
 from consumer.transform import Record
 

@@ -220,3 +220,106 @@ def test_the_passcode_stays_out_of_reprs() -> None:
     sink = _default_sink(DEST)
     assert PASSCODE in sink.headers.values()
     assert PASSCODE not in repr(sink)
+
+
+# --format: partner payloads, as a `sources:` format reads them ------------------------------------
+
+AF_DEST = {
+    **DEST,
+    "inAppEvents": [{"name": "af_purchase", "send": "values_and_revenue", "as": "Charged"}],
+    "restrictedMediaSources": ["Restricted_Net"],
+}
+AF_INSTALL = {
+    "event_name": "install",
+    "install_time": "2026-11-30 08:15:00.000",
+    "media_source": "googleadwords_int",
+    "campaign": "winter",
+    "customer_user_id": "__ct-1",
+}
+AF_PURCHASE = {
+    "event_name": "af_purchase",
+    "event_time": "2026-11-30 09:00:00.000",
+    "event_value": json.dumps({"af_content_id": "sku-1"}),
+    "event_revenue": "12.5",
+    "customer_user_id": "__ct-1",
+}
+
+
+def test_format_appsflyer_prints_requests_and_filtered_reasons(tmp_path: Path) -> None:
+    path = tmp_path / "dest.json"
+    path.write_text(json.dumps(AF_DEST))
+    payloads = [
+        AF_INSTALL,
+        AF_PURCHASE,
+        {**AF_PURCHASE, "event_name": "af_login"},
+        {**AF_INSTALL, "media_source": "restricted_net"},
+        {**AF_INSTALL, "customer_user_id": ""},
+        [1],
+    ]
+    code, out = run(payloads, "--destination-config", str(path), "--format", "appsflyer")
+    assert code == 0
+    (install,) = out[0]["requests"]
+    assert install["url"] == "https://in1.api.clevertap.com/1/upload"
+    assert install["body"]["d"] == [
+        {
+            "type": "event",
+            "evtName": "Inorganic Install",
+            "evtData": {"utm_source": "googleadwords_int", "utm_campaign": "winter", "partner": "appsflyer"},
+            "objectId": "__ct-1",
+            "ts": 1796026500,
+        }
+    ]
+    (charged,) = out[1]["requests"][0]["body"]["d"]
+    assert (charged["evtName"], charged["evtData"]) == ("Charged", {"af_content_id": "sku-1", "Amount": 12.5})
+    assert out[2:5] == [
+        {"filtered": {"event": "af_login", "reason": "event_not_selected"}},
+        {"filtered": {"event": "install", "reason": "restricted_media_source"}},
+        {"filtered": {"event": "install", "reason": "missing_clevertap_id"}},
+    ]
+    assert out[5]["error"]["status"] == 400
+
+
+@pytest.mark.parametrize(
+    ("fmt", "payload", "name"),
+    [
+        (
+            "branch",
+            {
+                "name": "INSTALL",
+                "timestamp": 1764490500000,
+                "custom_data": {"$clevertap_attribution_id": "c"},
+            },
+            "Organic Install",
+        ),
+        (
+            "adjust",
+            {"activity_kind": "install", "network_name": "Meta", "clevertapId": "c"},
+            "Inorganic Install",
+        ),
+        ("rudderstack", {"type": "track", "event": "Install Attributed", "userId": "u"}, "Organic Install"),
+    ],
+)
+def test_format_with_per_line_destinations(fmt: str, payload: dict[str, Any], name: str) -> None:
+    _, out = run([line(payload)], "--format", fmt)
+    (request,) = out[0]["requests"]
+    assert request["body"]["d"][0]["evtName"] == name
+
+
+def test_format_batch_lists_filtered_reasons() -> None:
+    lines = [line(AF_INSTALL, **AF_DEST), line({**AF_PURCHASE, "event_name": "af_login"}, **AF_DEST)]
+    _, out = run(lines, "--format", "appsflyer", "--batch")
+    assert out[0]["inputs"] == [0]
+    assert out[1] == {"filtered": {"event": "af_login", "reason": "event_not_selected"}, "inputs": [1]}
+
+
+def test_format_partner_payloads_keep_the_attribution_options_under_the_rudderstack_profile() -> None:
+    # The service gives a partner topic the destination's attribution options whatever its profile.
+    _, out = run([line(AF_PURCHASE, **AF_DEST)], "--format", "appsflyer", "--profile", "rudderstack")
+    (charged,) = out[0]["requests"][0]["body"]["d"]
+    assert charged["evtName"] == "Charged"
+
+
+def test_an_unknown_format_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["transform", "--format", "kochava"], input="")
+    assert result.exit_code == 2
+    assert "kochava" in result.output
