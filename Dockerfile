@@ -18,7 +18,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY . .
-RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
+# Dependencies exactly as locked (versions and hashes), then the project without dependencies.
+RUN pip wheel --wheel-dir /wheels --require-hashes -r "requirements${EXTRAS:+-$EXTRAS}.lock" \
+    && pip wheel --wheel-dir /wheels --no-deps .
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PYTHON_IMAGE

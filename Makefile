@@ -5,18 +5,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck pytest demo kafka-up kafka-down bench conformance clean
+.PHONY: help setup lock test lint typecheck pytest demo kafka-up kafka-down bench conformance clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Exact versions with hashes from requirements-dev.lock, then the project itself without
+# dependencies (pip refuses anything unhashed, so nothing unpinned sneaks in).
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv with the project and its dev tools
+
+LOCK_OPTS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links
+lock: $(STAMP)  ## re-resolve requirements*.lock from pyproject.toml (then `make setup`)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_OPTS) -o requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_OPTS) --extra msk -o requirements-msk.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_OPTS) --extra dev -o requirements-dev.lock pyproject.toml
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .

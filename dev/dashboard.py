@@ -420,6 +420,51 @@ ROWS: list[Row] = [
 ]
 
 
+# The process itself (prometheus_client's process collector): one core at full speed, memory
+# bounded by MAX_IN_FLIGHT_BYTES, and restarts seen as a new process start time.
+ROWS.append(
+    Row(
+        "Process",
+        [
+            Panel(
+                "CPU (cores)",
+                "short",
+                [
+                    T(
+                        f"sum by (instance) (rate(process_cpu_seconds_total{{{SEL}}}[$__rate_interval]))",
+                        "{{instance}}",
+                    )
+                ],
+                "Cores used per pod. Near 1.0: the single processing thread is saturated; scale out "
+                "with pods (at most one per partition), not with a CPU limit.",
+                width=8,
+            ),
+            Panel(
+                "Memory (resident)",
+                "bytes",
+                [T(f"max by (instance) (process_resident_memory_bytes{{{SEL}}})", "{{instance}}")],
+                "Resident memory per pod. It follows MAX_IN_FLIGHT_BYTES plus the Kafka prefetch; "
+                "near the container limit means an OOM kill is next.",
+                width=8,
+            ),
+            Panel(
+                "Restarts",
+                "short",
+                [
+                    T(
+                        f"sum by (instance) (changes(process_start_time_seconds{{{SEL}}}[$__rate_interval]))",
+                        "{{instance}}",
+                    )
+                ],
+                "Process starts per pod in each interval. Any: check kubectl logs --previous "
+                "(a configuration error names its variable; OOM kills show in the pod's last state).",
+                width=8,
+            ),
+        ],
+    )
+)
+
+
 def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
     targets = [
         {

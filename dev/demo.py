@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline on this machine, then a summary.
 
-A local Kafka broker (dev/kafka_local.py), a fresh topic with sample events plus a few poison
-messages, the fake CleverTap, and `clevertap-consumer run` as its own process, exactly as it
+A local Kafka broker (dev/kafka_local.py), a fresh topic with sample events (Avro, and some as
+RudderStack's JSON) plus a few poison messages, a topic of AppsFlyer Push API postbacks bound
+by `sources:`, the fake CleverTap, and `clevertap-consumer run` as its own process, exactly as it
 runs in production. When every offset is committed the service gets SIGTERM and the demo prints
 what happened: consumed, delivered, dead-lettered by reason, batches, commits, events/s.
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import yaml
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -64,9 +66,13 @@ def produce(bootstrap: str, topic: str, n: int) -> int:
         {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20}
     )
     values: list[tuple[bytes | None, bytes]] = []
-    for event in sample_events(n, seed=42, destinations=("dest-1", "dest-2", "dest-3", "dest-4")):
+    for i, event in enumerate(
+        sample_events(n, seed=42, destinations=("dest-1", "dest-2", "dest-3", "dest-4"))
+    ):
         key = event.get("userId") or event.get("anonymousId")
-        values.append((str(key).encode() if key is not None else None, encoder.encode(event)))
+        # every 50th as RudderStack's Kafka destination writes it: the message as JSON
+        value = orjson.dumps(event) if i % 50 == 0 else encoder.encode(event)
+        values.append((str(key).encode() if key is not None else None, value))
     values += [(None, b"\x13 this is not Avro")] * 3
     values += [
         (b"u-x", encoder.encode({"type": "track", "event": "X", "userId": "u-x", "destinationId": "nowhere"}))
@@ -90,11 +96,54 @@ def produce(bootstrap: str, topic: str, n: int) -> int:
     return len(values)
 
 
-def offsets(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
-    """(committed, end) summed over the topic's partitions."""
+_AF_SOURCES = ("googleadwords_int", "Facebook Ads", "tiktok_int")
+
+
+def appsflyer_postbacks(n: int) -> list[dict[str, Any]]:
+    """AppsFlyer Push API payloads: installs (organic and not), purchases (sent as Charged), an
+    event dest-af does not list, a restricted media source and postbacks without a CleverTap ID."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        kind = i % 10
+        at = f"2026-11-30 {8 + i % 12:02d}:{i % 60:02d}:00.000"
+        payload: dict[str, Any] = {
+            "app_id": "com.example.demo",
+            "platform": "android",
+            "customer_user_id": f"__demo-af-{i}",
+            "event_time": at,
+            "install_time": at,
+        }
+        if kind < 4:
+            payload |= {"event_name": "install", "media_source": _AF_SOURCES[i % 3], "campaign": "winter"}
+        elif kind < 6:
+            payload |= {"event_name": "install", "media_source": "organic"}
+        elif kind < 8:
+            value = {"af_revenue": "9.99", "af_content_id": f"sku-{i}"}
+            payload |= {"event_name": "af_purchase", "event_value": orjson.dumps(value).decode()}
+            payload |= {"event_revenue": "9.99", "event_revenue_currency": "EUR"}
+        elif kind == 8:
+            payload |= {"event_name": "af_level_achieved", "media_source": "organic"}
+        elif i % 20 == 9:
+            payload |= {"event_name": "install", "media_source": "restricted_network"}
+        else:
+            payload |= {"event_name": "install", "media_source": "organic", "customer_user_id": ""}
+        out.append(payload)
+    return out
+
+
+def produce_json(bootstrap: str, topic: str, payloads: list[dict[str, Any]]) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for payload in payloads:
+        producer.produce(topic, orjson.dumps(payload))
+    producer.flush(60)
+    return len(payloads)
+
+
+def offsets(bootstrap: str, group: str, *topics: str) -> tuple[int, int]:
+    """(committed, end) summed over the topics' partitions."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        tps = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
         end = sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
         committed = sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
         return committed, end
@@ -103,8 +152,11 @@ def offsets(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
 
 
 def scrape(url: str) -> Samples:
+    # Uncompressed: gzip is CPU the service would spend on our scrape (bench/e2e.py scrapes
+    # every 100 ms and counts the service's CPU).
     out: Samples = {}
-    for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
+    text = httpx.get(url, timeout=5, headers={"Accept-Encoding": "identity"}).text
+    for family in text_string_to_metric_families(text):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -149,24 +201,30 @@ def main() -> int:
     console.print(f"Kafka: {bootstrap}")
     run_id = time.strftime("%Y%m%d-%H%M%S")
     topic, dlq, group = f"demo-events-{run_id}", f"demo-dlq-{run_id}", f"demo-{run_id}"
+    af_topic = f"demo-appsflyer-{run_id}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for name, parts in ((topic, PARTITIONS), (dlq, 1)):
+    for name, parts in ((topic, PARTITIONS), (af_topic, PARTITIONS), (dlq, 1)):
         admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1)])[name].result(30)
     del admin  # a live client would log connection errors once the broker stops at the end
 
-    destinations = yaml.safe_load(DESTINATIONS.read_text())["destinations"]
-    accounts = {d["accountId"]: d["passcode"] for d in destinations}
+    doc = yaml.safe_load(DESTINATIONS.read_text())
+    accounts = {d["accountId"]: d["passcode"] for d in doc["destinations"]}
+    # The AppsFlyer topic's name is per run, so its `sources:` binding is written per run too.
+    doc["sources"] = [{"topic": af_topic, "format": "appsflyer", "destination": "dest-af"}]
+    destinations_file = WORK / f"destinations-{run_id}.yaml"
+    destinations_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     fake, fake_url = start_fake(accounts)
     console.print(f"fake CleverTap: {fake_url}")
     produced = produce(bootstrap, topic, args.events)
+    produced += produce_json(bootstrap, af_topic, appsflyer_postbacks(max(20, args.events // 100)))
 
     metrics_port = kafka_local.free_port()
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPICS": topic,
+        "KAFKA_TOPICS": f"{topic},{af_topic}",
         "KAFKA_GROUP_ID": group,
-        "DESTINATIONS_FILE": str(DESTINATIONS),
+        "DESTINATIONS_FILE": str(destinations_file),
         "CLEVERTAP_BASE_URL": fake_url,
         "DLQ_TOPIC": dlq,
         "METRICS_HOST": "127.0.0.1",
@@ -190,7 +248,7 @@ def main() -> int:
                 if service.poll() is not None:
                     raise SystemExit(f"the service stopped (status {service.returncode}); see {log_path}")
                 try:
-                    committed, end = offsets(bootstrap, group, topic)
+                    committed, end = offsets(bootstrap, group, topic, af_topic)
                 except KafkaException:
                     # A fresh broker's group coordinator may still be loading (NOT_COORDINATOR,
                     # COORDINATOR_LOAD_IN_PROGRESS): ask again, for a while.
@@ -205,6 +263,9 @@ def main() -> int:
         elapsed = time.monotonic() - t0
         samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         fake_stats = httpx.get(f"{fake_url}/_fake/stats", timeout=5).json()
+        got = httpx.get(f"{fake_url}/_fake/records", params={"account": "DEMO-APP-IN"}, timeout=30).json()
+        names = (str(r["record"].get("evtName")) for r in got["records"])
+        installs = Counter(name for name in names if name.endswith(" Install"))
     finally:
         service.send_signal(signal.SIGTERM)
         status = service.wait(60)
@@ -221,6 +282,7 @@ def main() -> int:
         status=status,
         log_path=log_path,
         offsets_line=f"{end}/{end}",
+        installs=installs,
     )
     return 0 if status == 0 else 1
 
@@ -234,6 +296,7 @@ def summary(
     status: int,
     log_path: Path,
     offsets_line: str,
+    installs: Counter[str],
 ) -> None:
     table = Table(title="clevertap-consumer demo", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -247,6 +310,11 @@ def summary(
     )
     for account, n in sorted(by_label(s, "clevertap_consumer_records_delivered_total", "account").items()):
         table.add_row(f"  account {account}", str(n))
+    filtered = by_label(s, "clevertap_consumer_events_filtered_total", "reason")
+    table.add_row("filtered by reason", ", ".join(f"{k}: {v}" for k, v in sorted(filtered.items())))
+    table.add_row(
+        "attribution installs at the fake", ", ".join(f"{k}: {v}" for k, v in sorted(installs.items()))
+    )
     dlq = by_label(s, "clevertap_consumer_dlq_records_total", "stage", "reason")
     table.add_row("dead-lettered", str(sum(dlq.values())))
     for reason, n in sorted(dlq.items()):

@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from ..clevertap_api import MAX_RECORDS, MAX_TOKEN_RECORDS
+from . import _attribution as attribution
+from ._attribution import ATTRIBUTION_PATH
 from ._validate import E_MISC, check_records
 
 # Longer than any sane client timeout: a "timeout" fault holds the request until the client
@@ -123,6 +125,11 @@ class FakeState:
     max_seen: dict[str, int] = field(default_factory=dict)
     accepted: list[_Accepted] = field(default_factory=list)
     deletions: list[dict[str, Any]] = field(default_factory=list)
+    # `/attribution` (_attribution.py): account → token when checked; whitelisted partners
+    # (empty: any); what arrived, without the secrets.
+    attribution_tokens: dict[str, str] = field(default_factory=dict)
+    attribution_partners: frozenset[str] = frozenset()
+    attributions: list[dict[str, Any]] = field(default_factory=list)
 
     def authorized(self, account: str, passcode: str | None) -> bool:
         if not account or not passcode:
@@ -209,6 +216,7 @@ class FakeState:
             self.max_seen.clear()
             self.accepted.clear()
             self.deletions.clear()
+            self.attributions.clear()
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -319,6 +327,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, orjson.dumps(state.records(account)))
         elif url.path == "/_fake/stats":
             self._reply(200, orjson.dumps(state.stats()))
+        elif url.path == ATTRIBUTION_PATH:
+            self._attribution(parse_qs(url.query, keep_blank_values=True))
+        elif url.path == "/_fake/attributions":
+            account = parse_qs(url.query).get("account", [None])[0]
+            with state.lock:
+                found = [a for a in state.attributions if account is None or a["account_id"] == account]
+            self._reply(200, orjson.dumps({"attributions": found}))
         elif url.path == "/_fake/deletions":
             account = parse_qs(url.query).get("account", [None])[0]
             self._reply(200, orjson.dumps({"deletions": state.deleted(account)}))
@@ -330,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if url.path == "/1/upload":
             self._upload(body, dry_run=parse_qs(url.query).get("dryRun") == ["1"])
+        elif url.path == ATTRIBUTION_PATH:  # CleverTap does not say which method: both work
+            self._attribution(parse_qs(url.query, keep_blank_values=True))
         elif url.path == DELETE_PATH:
             self._delete(body)
         elif url.path == "/_fake/faults":
@@ -345,6 +362,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, b'{"status":"ok"}')
         else:
             self._reply(404, _fail_body(404, "Not Found"))
+
+    def _attribution(self, query: dict[str, list[str]]) -> None:
+        state = self.server.state
+        account = query.get("account_id", [""])[0]
+        faults = state.faults_for(account)
+        if faults.down:
+            self._fail(503, "Service Unavailable")
+            return
+        error = state.draw(faults).error_status
+        if error is not None:
+            self._fail(error, "Internal Server Error")
+            return
+        status, body, recorded = attribution.check(
+            query,
+            authorized=state.authorized,
+            tokens=state.attribution_tokens,
+            partners=state.attribution_partners,
+        )
+        if recorded is not None:
+            with state.lock:
+                state.attributions.append(recorded)
+        self._send(status, body)
 
     def _serve_api(
         self,
@@ -521,8 +560,12 @@ class FakeCleverTap:
         *,
         any_account: bool = False,
         max_concurrent: int = 15,
+        attribution_tokens: dict[str, str] | None = None,
+        attribution_partners: tuple[str, ...] = (),
     ) -> None:
         self.state = FakeState(dict(accounts or {}), any_account, max_concurrent)
+        self.state.attribution_tokens = dict(attribution_tokens or {})
+        self.state.attribution_partners = frozenset(attribution_partners)
         self._httpd = _HTTPServer((host, port), self.state)
         self._thread: threading.Thread | None = None
 

@@ -39,4 +39,23 @@ def test_the_demo_delivers_and_commits_every_event_and_says_so(kafka: KafkaBed) 
     assert consumed == produced
     assert committed == end == produced
     assert _numbers(out, "│ dead-lettered")[0] > 0
+    # The books balance: every consumed record finished one way (delivered, filtered, dead-lettered).
+    finished = dict(re.findall(r"(\w+): (\d+)", next(x for x in out.splitlines() if "│ finished" in x)))
+    assert sum(map(int, finished.values())) == produced, finished
+    # 20 AppsFlyer postbacks on their own topic (dev/demo.py appsflyer_postbacks): 8 paid and 4
+    # organic installs arrive as events, 4 purchases as Charged, 4 are filtered by the rules.
+    filtered = dict(
+        re.findall(r"(\w+): (\d+)", next(x for x in out.splitlines() if "filtered by reason" in x))
+    )
+    assert (
+        filtered["event_not_selected"],
+        filtered["restricted_media_source"],
+        filtered["missing_clevertap_id"],
+    ) == (
+        "2",
+        "1",
+        "1",
+    )
+    assert "Inorganic Install: 8" in out
+    assert "Organic Install: 4" in out
     assert "0 (SIGTERM: drained and committed)" in out
