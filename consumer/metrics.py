@@ -32,6 +32,7 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
+from .codec.errors import TRANSIENT_REASONS
 from .transform import ATTRIBUTION_FILTER_REASONS
 
 # `_created` series double the number of counter series and no query here reads them.
@@ -131,6 +132,12 @@ kafka_fetch_queue_bytes = Gauge(
 records_decoded = Counter(f"{PREFIX}_records_decoded_total", "Kafka records decoded.", ["topic"])
 decode_failures = Counter(
     f"{PREFIX}_decode_failures_total", "Kafka records that could not be decoded, by reason.", ["reason"]
+)
+decode_holds = Counter(
+    f"{PREFIX}_decode_holds_total",
+    "Times a partition was held (re-read later, never dead-lettered) because the Schema Registry"
+    " could not say what a schema id is, by reason.",
+    ["reason"],
 )
 records_transformed = Counter(
     f"{PREFIX}_records_transformed_total",
@@ -346,6 +353,7 @@ def initialise(
     initialise_series(commits, outcome=COMMIT_OUTCOMES)
 
     initialise_series(decode_failures, reason=sorted(merged["decode"]))
+    initialise_series(decode_holds, reason=sorted(TRANSIENT_REASONS))
     for stage in ("route", "transform"):
         initialise_series(events_rejected, stage=[stage], reason=sorted(merged[stage]))
     for stage, stage_reasons in merged.items():

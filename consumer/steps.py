@@ -401,6 +401,7 @@ class Process:
                             "reason": exc.reason,
                         },
                     )
+                    metrics.decode_holds.labels(exc.reason).inc()
                     holds.hold(tp, offset, now + TRANSIENT_DECODE_BACKOFF_S)
                     continue
                 tracker.register(entry)
