@@ -18,7 +18,7 @@ from .contracts import Failure, Target
 from .offsets import Entry
 from .transform import Record
 
-BatchKind = Literal["upload", "token"]
+BatchKind = Literal["upload", "token", "attribution"]
 
 
 @dataclass(slots=True)
@@ -96,8 +96,12 @@ class Batcher:
         oversized record both closes the open batch and fills its own). Raises
         `UnencodableRecordError`, before changing anything, for a record JSON cannot hold."""
         body = encode(record)
-        kind: BatchKind = "token" if record.kind == "token" else "upload"
-        limit = min(self.max_records, MAX_TOKEN_RECORDS) if kind == "token" else self.max_records
+        kind: BatchKind = "upload"
+        limit = self.max_records
+        if record.kind == "token":
+            kind, limit = "token", min(self.max_records, MAX_TOKEN_RECORDS)
+        elif record.kind == "attribution":
+            kind, limit = "attribution", 1  # the partner endpoint: one install per request (§7.2)
         key = (target, kind)
         closed: list[Batch] = []
         batch = self._open.get(key)

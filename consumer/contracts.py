@@ -46,11 +46,23 @@ class Target:
     # The destination's `onAuthFailure: hold`: records refused with 401/403 wait for the
     # account's breaker to close instead of going to the DLQ as `auth_failed`.
     hold_on_auth_failure: bool = False
+    # The destination's `attributionPartner`: where its `attribution` records go, with the
+    # project's account token (a secret: never in repr, logs or failures).
+    attribution_url: str | None = None
+    account_token: SecretStr | None = None
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Hashed for every record batched: compute it once.
-        key = (self.account_id, self.url, self.passcode.get_secret_value(), self.hold_on_auth_failure)
+        token = None if self.account_token is None else self.account_token.get_secret_value()
+        key = (
+            self.account_id,
+            self.url,
+            self.passcode.get_secret_value(),
+            self.hold_on_auth_failure,
+            self.attribution_url,
+            token,
+        )
         object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:

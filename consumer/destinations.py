@@ -124,6 +124,23 @@ class _InstallEventNames(BaseModel):
         return name
 
 
+class _AttributionPartner(BaseModel):
+    """`attributionPartner`: send installs to CleverTap's partner endpoint `/attribution` (§7.2)
+    as this whitelisted partner, with the project's account token (a secret like the passcode)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, pattern=r"\S")
+    account_token: SecretStr = Field(alias="accountToken")
+
+    @field_validator("account_token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr) -> SecretStr:
+        if not token.get_secret_value().strip():
+            raise ValueError("is blank")
+        return token
+
+
 class Destination(BaseModel):
     """One CleverTap destination. Keys follow RudderStack's destination config where one exists."""
 
@@ -161,6 +178,7 @@ class Destination(BaseModel):
     in_app_events: tuple[_InAppEvent, ...] = Field(default=(), alias="inAppEvents")
     restricted_media_sources: tuple[str, ...] = Field(default=(), alias="restrictedMediaSources")
     attribution_profile: bool = Field(default=False, alias="attributionProfile")
+    attribution_partner: _AttributionPartner | None = Field(default=None, alias="attributionPartner")
     use_native_sdk: dict[str, bool | None] | bool | None = Field(default=None, alias="useNativeSDK")
     connection_mode: dict[str, str | None] | str | None = Field(default=None, alias="connectionMode")
 
@@ -226,6 +244,7 @@ class Destination(BaseModel):
                     m.strip().casefold() for m in self.restricted_media_sources
                 ),
                 first_touch_profile=self.attribution_profile,
+                partner_name=None if self.attribution_partner is None else self.attribution_partner.name,
             ),
         )
 

@@ -54,14 +54,20 @@ def start(
     register_settings_secrets(settings)
     for destination in destinations.destinations:
         passcode = destination.resolve_passcode(environ)
-        for name, secret in (("passcode", passcode), ("accountToken", destination.account_token)):
+        partner = destination.attribution_partner
+        partner_token = None if partner is None else partner.account_token
+        for name, secret in (
+            ("passcode", passcode),
+            ("accountToken", destination.account_token),
+            ("attributionPartner.accountToken", partner_token),
+        ):
             if secret is None:
                 continue
             try:
                 check_secret(secret.get_secret_value())
             except ValueError as exc:
                 raise ConfigError(f"destination {destination.id!r}: {name} is {exc}") from None
-        register_secret(passcode, destination.account_token)
+        register_secret(passcode, destination.account_token, partner_token)
 
     metrics.initialise(
         topics=settings.kafka_topics,

@@ -27,6 +27,7 @@ FORMATS: dict[str, TransformFn] = {
 
 DESTINATION_HEADER = "destinationId"
 UPLOAD_PATH = "/1/upload"
+ATTRIBUTION_PATH = "/attribution"  # the partner endpoint (reference §7.2)
 DRY_RUN_QUERY = "?dryRun=1"
 
 
@@ -93,6 +94,11 @@ def upload_url(host: str, base_url: str | None, *, validate_only: bool = False) 
     return url + DRY_RUN_QUERY if validate_only else url
 
 
+def attribution_url(host: str, base_url: str | None) -> str:
+    """CleverTap's partner endpoint for a region host, or the override's."""
+    return base_url.rstrip("/") + ATTRIBUTION_PATH if base_url else f"https://{host}{ATTRIBUTION_PATH}"
+
+
 class Router:
     """destinationId → (transform config, delivery target), resolved once at start-up."""
 
@@ -114,12 +120,15 @@ class Router:
         targets: dict[Target, Target] = {}
         routes: dict[str, Route] = {}
         for d in destinations.destinations:
+            partner = d.attribution_partner
             target = Target(
                 d.account_id,
                 upload_url(d.host, base_url, validate_only=validate_only),
                 d.resolve_passcode(environ),
                 # A validating dry run reports a refusal; holding would wait for ever.
                 hold_on_auth_failure=d.on_auth_failure == "hold" and not validate_only,
+                attribution_url=None if partner is None else attribution_url(d.host, base_url),
+                account_token=None if partner is None else partner.account_token,
             )
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.

@@ -281,3 +281,37 @@ def test_check_config_reports_a_bad_sources_section(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "'d9'" in result.output
     assert "pw-1" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("partner", "needles"),
+    [
+        ({"name": "acme"}, ["attributionPartner", "accountToken"]),
+        ({"accountToken": "tok-123456"}, ["attributionPartner", "name"]),
+        ({"name": " ", "accountToken": "tok-123456"}, ["attributionPartner", "name"]),
+        ({"name": "acme", "accountToken": "  "}, ["accountToken", "blank"]),
+        ({"name": "acme", "accountToken": "tok-123456", "key": "x"}, ["key"]),
+    ],
+)
+def test_attribution_partner_needs_a_name_and_an_account_token(
+    partner: dict[str, object], needles: list[str]
+) -> None:
+    text = _refusal(_one(attributionPartner=partner))
+    for needle in needles:
+        assert needle in text, text
+    assert "tok-123456" not in text
+
+
+def test_attribution_partner_reaches_the_transform_and_the_target() -> None:
+    from consumer.route import Router
+
+    doc = parse_destinations(_one(attributionPartner={"name": "acme", "accountToken": "tok-123456"}))
+    (d,) = doc.destinations
+    assert d.transform_config().attribution.partner_name == "acme"
+    target = Router.from_destinations(doc, base_url="http://127.0.0.1:1").routes["d1"].target
+    assert target.attribution_url == "http://127.0.0.1:1/attribution"
+    assert target.account_token is not None
+    assert target.account_token.get_secret_value() == "tok-123456"
+    assert "tok-123456" not in repr(target) + repr(d)
+    plain = parse_destinations(_one()).destinations[0]
+    assert plain.transform_config().attribution.partner_name is None

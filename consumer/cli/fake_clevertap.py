@@ -45,8 +45,28 @@ def _account(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
     type=click.IntRange(1),
     help="Concurrent uploads per account before HTTP 429.",
 )
-def fake_clevertap(
-    host: str, port: int, accounts: dict[str, str], any_account: bool, max_concurrent: int
+@click.option(
+    "--attribution-token",
+    "attribution_tokens",
+    multiple=True,
+    callback=_account,
+    metavar="ID:TOKEN",
+    help="The account token /attribution checks for an account; repeat for more.",
+)
+@click.option(
+    "--attribution-partner",
+    "attribution_partners",
+    multiple=True,
+    help="A whitelisted /attribution partner name (none given: any partner); repeat for more.",
+)
+def fake_clevertap(  # noqa: PLR0917 (click passes every option by position)
+    host: str,
+    port: int,
+    accounts: dict[str, str],
+    any_account: bool,
+    max_concurrent: int,
+    attribution_tokens: dict[str, str],
+    attribution_partners: tuple[str, ...],
 ) -> None:
     """Serve POST /1/upload like CleverTap, with a /_fake/ control API for tests.
 
@@ -56,7 +76,13 @@ def fake_clevertap(
     from ..fake_clevertap import FakeCleverTap
 
     server = FakeCleverTap(
-        host, port, accounts, any_account=any_account or not accounts, max_concurrent=max_concurrent
+        host,
+        port,
+        accounts,
+        any_account=any_account or not accounts,
+        max_concurrent=max_concurrent,
+        attribution_tokens=attribution_tokens,
+        attribution_partners=attribution_partners,
     )
     stop = threading.Event()
 

@@ -27,7 +27,7 @@ from .. import metrics
 from ..batch import Batch
 from ..contracts import Failure
 from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
-from ._client import NoReply, Reply, post_upload
+from ._client import NoReply, Reply, get_attribution, post_upload
 from ._limiter import AdaptiveLimit, Signal
 from ._options import DeliveryOptions
 from ._reply import BadReplyError, read_reply
@@ -356,7 +356,11 @@ class Deliverer:
             progress.attempts += 1
             metrics.batch_records.observe(len(sent))
             metrics.batch_bytes.observe(len(body))
-            reply = await post_upload(self._require_client(), progress.batch.target, body)
+            if progress.batch.kind == "attribution":
+                params = orjson.loads(sent[0])  # a batch of one (batch.Batcher)
+                reply = await get_attribution(self._require_client(), progress.batch.target, params)
+            else:
+                reply = await post_upload(self._require_client(), progress.batch.target, body)
             if isinstance(reply, Reply):
                 progress.last_status = reply.status
                 if reply.status == 429:
@@ -377,7 +381,13 @@ class Deliverer:
             raise _RetryableError("server_error", status, f"HTTP {status}{_error_text(reply.content)}")
         if 200 <= status < 300:
             breaker.succeeded()
-            self._read(progress, reply, sent)
+            if progress.batch.kind == "attribution":
+                self._delivered(progress, progress.pending)  # a 200 is the whole answer (§7.2)
+                progress.pending = []
+            else:
+                self._read(progress, reply, sent)
+        elif progress.batch.kind == "attribution" and status != 401:
+            self._partner_refused(progress, status, reply.content)
         elif status in AUTH_STATUSES:
             breaker.trip(status)
             if progress.batch.target.hold_on_auth_failure:
@@ -462,6 +472,16 @@ class Deliverer:
         )
         for i in progress.pending:
             self._fail(progress, i, reason, message, status)
+        progress.pending = []
+
+    def _partner_refused(self, progress: _Progress, status: int, content: bytes) -> None:
+        """The partner endpoint refused the install (400: a missing field or a partner that is
+        not whitelisted; 403): never retried (§7.2), dead-lettered with CleverTap's code."""
+        account = progress.batch.target.account_id
+        message = f"HTTP {status} from CleverTap's /attribution for account {account}{_error_text(content)}"
+        log.warning("attribution for account %s refused: status=%s (not retried)", account, status)
+        for i in progress.pending:
+            self._fail(progress, i, "clevertap_rejected", message, status)
         progress.pending = []
 
     def _before_retry(self, progress: _Progress, state: RetryCallState) -> None:

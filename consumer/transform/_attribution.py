@@ -63,6 +63,7 @@ class Touch:
     values: dict[str, Any] = field(default_factory=dict)
     revenue: Any = None
     currency: Any = None
+    platform: Any = None  # the device OS as the partner names it (for `/attribution`)
     prefer_identity: bool = False  # RudderStack messages: userId first, as every other event
 
 
@@ -139,6 +140,7 @@ def read_appsflyer(p: Mapping[str, Any]) -> Touch:
         values=values,
         revenue=p.get("event_revenue"),
         currency=_text(p.get("event_revenue_currency")),
+        platform=_text(p.get("platform")),
     )
 
 
@@ -180,6 +182,7 @@ def read_branch(p: Mapping[str, Any]) -> Touch:
         values=values,
         revenue=event.get("revenue"),
         currency=_text(event.get("currency")),
+        platform=_text(user.get("os")),
     )
 
 
@@ -211,6 +214,7 @@ def read_adjust(p: Mapping[str, Any]) -> Touch:
         values=values,
         revenue=p.get("revenue"),
         currency=_text(p.get("currency")),
+        platform=_text(p.get("os_name")),
     )
 
 
@@ -347,8 +351,11 @@ def _install(touch: Touch, options: AttributionOptions, user: tuple[str, str]) -
     data["partner"] = touch.partner
     if touch.reinstall:
         data["reinstall"] = True
-    name = options.organic_install if touch.organic else options.inorganic_install
-    event = _record(name, data, user, touch.ts)
+    if options.partner_name is not None and user[0] == "objectId":
+        event = _partner_install(touch, options.partner_name, data, user[1])
+    else:
+        name = options.organic_install if touch.organic else options.inorganic_install
+        event = _record(name, data, user, touch.ts)
     if not options.first_touch_profile or touch.reinstall:
         return (event,)
     profile: dict[str, Any] = {
@@ -384,3 +391,21 @@ def partner_transform(partner: Partner) -> Callable[[Mapping[str, Any], Transfor
 
     transform_partner.__name__ = f"transform_{partner}"
     return transform_partner
+
+
+def _partner_install(touch: Touch, partner_name: str, data: Mapping[str, Any], clevertap_id: str) -> Record:
+    """An install for CleverTap's partner endpoint (§7.2): its non-secret query parameters; the
+    deliverer adds the account id, token and passcode. A CleverTap ID is its only user key."""
+    params: dict[str, Any] = {
+        "partner_name": partner_name,
+        "event_type": "organic_install" if touch.organic else "inorganic_install",
+        "device_identifier": clevertap_id,
+    }
+    if touch.platform is not None:
+        params["platform"] = touch.platform
+    for key in ("utm_source", "utm_medium", "utm_campaign"):
+        if key in data:
+            params[key] = str(data[key])
+    if touch.ts is not None:
+        params["timestamp"] = touch.ts
+    return new_record("attribution", params)

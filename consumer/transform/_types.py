@@ -55,6 +55,9 @@ class AttributionOptions:
     in_app_events: tuple[InAppEvent, ...] = ()
     restricted_media_sources: frozenset[str] = frozenset()  # case-folded
     first_touch_profile: bool = False
+    # `attributionPartner.name`: installs matched by CleverTap ID go to CleverTap's partner
+    # endpoint `/attribution` (reference §7.2) as `attribution` records instead of /1/upload.
+    partner_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class TransformConfig:
     attribution: AttributionOptions = AttributionOptions()
 
 
-RecordKind = Literal["event", "profile", "token"]
+RecordKind = Literal["event", "profile", "token", "attribution"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,8 @@ class Record:
     """One element of CleverTap's `{"d": [...]}` upload body.
 
     `kind` lets the batcher apply CleverTap's smaller cap for device tokens (100 per request)
-    without looking inside `data`.
+    without looking inside `data`. An `attribution` record is not an upload record: its `data`
+    is the non-secret query parameters of one `/attribution` request (sent alone).
     """
 
     kind: RecordKind

@@ -74,6 +74,13 @@ class FakeCleverTapProcess:
             self.process.stdout.close()
         return self.process.returncode
 
+    def attributions(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Accepted `/attribution` requests' parameters (token and passcode never kept)."""
+        reply = self._control.get("/_fake/attributions", params={"account": account} if account else None)
+        reply.raise_for_status()
+        found: list[dict[str, Any]] = reply.json()["attributions"]
+        return found
+
     def _records(self, account: str | None) -> dict[str, Any]:
         reply = self._control.get("/_fake/records", params={"account": account} if account else None)
         reply.raise_for_status()
@@ -87,10 +94,16 @@ def start_fake_clevertap(
     any_account: bool = False,
     max_concurrent: int = 15,
     faults: Mapping[str, Any] | None = None,
+    attribution_tokens: Mapping[str, str] | None = None,
+    attribution_partners: tuple[str, ...] = (),
 ) -> FakeCleverTapProcess:
     """Start a fake; the caller stops it (prefer `run_fake_clevertap`)."""
     command = [sys.executable, "-m", "consumer.fake_clevertap", "--port", "0"]
     command += ["--max-concurrent", str(max_concurrent)]
+    for account, token in (attribution_tokens or {}).items():
+        command += ["--attribution-token", f"{account}:{token}"]
+    for partner in attribution_partners:
+        command += ["--attribution-partner", partner]
     for account, passcode in accounts.items():
         command += ["--account", f"{account}:{passcode}"]
     if any_account:

@@ -588,3 +588,55 @@ def test_arbitrary_json_payloads_never_raise(fmt: str, payload: Any, options: Tr
             assert ("objectId" in record.data) != ("identity" in record.data)
             ts = record.data.get("ts")
             assert ts is None or type(ts) is int
+
+
+# --- attributionPartner: installs as /attribution parameters (reference §7.2) -----------------
+
+
+def only_records(result: object) -> tuple[Any, ...]:
+    assert isinstance(result, Accepted), result
+    return result.records
+
+
+PARTNER = config(attributionPartner={"name": "acme", "accountToken": "tok-123456"})
+
+
+def test_partner_installs_become_attribution_records_with_the_platform() -> None:
+    result = appsflyer(AF_INSTALL, PARTNER)
+    assert isinstance(result, Accepted)
+    (record,) = result.records
+    assert record.kind == "attribution"
+    assert record.data["partner_name"] == "acme"
+    assert record.data["event_type"] == "inorganic_install"
+    assert record.data["device_identifier"] == AF_INSTALL["customer_user_id"]
+    assert record.data["platform"] == AF_INSTALL["platform"]
+    assert {"utm_source", "timestamp"} <= record.data.keys()
+    assert "tok-123456" not in repr(record.data)
+    organic = {"activity_kind": "install", "network_name": "Organic", "clevertapId": "c1", "os_name": "ios"}
+    (adj,) = only_records(adjust(organic, PARTNER))
+    assert (adj.kind, adj.data["event_type"], adj.data["platform"], adj.data["utm_source"]) == (
+        "attribution",
+        "organic_install",
+        "ios",
+        "organic",
+    )
+    br = {
+        "name": "INSTALL",
+        "custom_data": {"$clevertap_attribution_id": "c2"},
+        "user_data": {"os": "Android"},
+    }
+    (b,) = only_records(branch(br, PARTNER))
+    assert (b.kind, b.data["platform"], b.data["device_identifier"]) == ("attribution", "Android", "c2")
+
+
+def test_partner_option_keeps_in_app_events_and_identity_installs_on_upload() -> None:
+    cfg = config(
+        attributionPartner={"name": "acme", "accountToken": "tok-123456"},
+        inAppEvents=[{"name": "af_login"}],
+        attributionUserKey="identity",
+    )
+    (event,) = only_records(appsflyer({"event_name": "af_login", "customer_user_id": "u1"}, cfg))
+    assert (event.kind, event.data["evtName"]) == ("event", "af_login")
+    # Matched by identity, not by CleverTap ID: the partner endpoint cannot take it; it uploads.
+    (install,) = only_records(appsflyer({**AF_INSTALL, "customer_user_id": "u1"}, cfg))
+    assert (install.kind, install.data["identity"]) == ("event", "u1")
