@@ -117,3 +117,38 @@ def test_a_400_is_dead_lettered_with_the_code_and_not_retried(
     wait_for(lambda: bool(fake.records("ACC-ONE")), 30, service.log_tail)  # the purchase still uploads
     assert service.terminate() == 0
     assert TOKEN not in service.log_path.read_text()
+
+
+def test_5xx_is_retried_until_the_endpoint_is_back(
+    bed: Bed, start_fake: Callable[..., FakeCleverTapProcess], new_topic: Callable[..., str]
+) -> None:
+    fake = start_fake(attribution_tokens={"ACC-ONE": TOKEN}, attribution_partners=("acme",))
+    fake.set_faults(account="ACC-ONE", down=True)  # 503 for every request of the account
+    service = _run(bed, fake, new_topic, "acme")
+    wait_for(
+        lambda: service.metric_sum("clevertap_consumer_delivery_retries_total", reason="server_error") >= 2,
+        30,
+        service.log_tail,
+    )
+    fake.set_faults(account="ACC-ONE", down=False)
+    wait_for(lambda: len(fake.attributions()) >= 2, 60, service.log_tail)
+    assert sorted(a["device_identifier"] for a in fake.attributions()) == ["__ct-p-1", "__ct-p-2"]
+    assert service.terminate() == 0
+    assert TOKEN not in service.log_path.read_text()
+
+
+def test_a_401_goes_through_the_accounts_auth_breaker(
+    bed: Bed, start_fake: Callable[..., FakeCleverTapProcess], new_topic: Callable[..., str]
+) -> None:
+    fake = start_fake(attribution_tokens={"ACC-ONE": "another-token"}, attribution_partners=("acme",))
+    service = _run(bed, fake, new_topic, "acme")
+    reasons = {dict(message_headers(letter))["dlq.reason"] for letter in bed.dead_letters(2)}
+    assert reasons <= {b"unauthorized", b"auth_failed"}
+    assert b"unauthorized" in reasons
+    wait_for(
+        lambda: service.metric_sum("clevertap_consumer_auth_breaker_open", account="ACC-ONE") == 1,
+        30,
+        service.log_tail,
+    )
+    assert service.terminate() == 0
+    assert TOKEN not in service.log_path.read_text()
