@@ -44,6 +44,7 @@ _ATTRIBUTION_KEYS: Final = (
     "inAppEvents",
     "restrictedMediaSources",
     "attributionProfile",
+    "attributionPartner",
 )
 
 
@@ -285,6 +286,16 @@ def _filtered_body(result: Filtered) -> dict[str, str]:
     return {"event": result.event_name, "reason": result.reason}
 
 
+def _request(sink: Sink, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One record's request line. An `attributionPartner` install is a GET to `/attribution`
+    with its query parameters; the service adds the account token and passcode, which are not
+    printed (the token is not part of a RudderStack config)."""
+    if kind == "attribution":
+        url = sink.url.removesuffix("/1/upload") + "/attribution"
+        return {"method": "GET", "url": url, "params": {**data, "account_id": sink.account_id}}
+    return {"method": "POST", "url": sink.url, "headers": sink.headers, "body": {"d": [data]}}
+
+
 def _run_single(outcomes: Iterable[_Outcome], out: IO[bytes]) -> None:
     import orjson
 
@@ -294,12 +305,7 @@ def _run_single(outcomes: Iterable[_Outcome], out: IO[bytes]) -> None:
         line: dict[str, Any]
         if isinstance(o.result, Accepted):
             assert o.sink is not None
-            line = {
-                "requests": [
-                    {"method": "POST", "url": o.sink.url, "headers": o.sink.headers, "body": {"d": [r.data]}}
-                    for r in o.result.records
-                ]
-            }
+            line = {"requests": [_request(o.sink, r.kind, r.data) for r in o.result.records]}
             if o.result.fixes:
                 line["fixes"] = [
                     {"kind": f.kind, "field": f.field, "action": f.action} for f in o.result.fixes

@@ -323,3 +323,16 @@ def test_an_unknown_format_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["transform", "--format", "kochava"], input="")
     assert result.exit_code == 2
     assert "kochava" in result.output
+
+
+def test_format_appsflyer_prints_a_partner_install_as_an_attribution_request(tmp_path: Path) -> None:
+    path = tmp_path / "dest.json"
+    partner = {"name": "acme", "accountToken": "tok-SECRET-42"}
+    path.write_text(json.dumps({**AF_DEST, "attributionPartner": partner}))
+    code, out = run([AF_INSTALL], "--destination-config", str(path), "--format", "appsflyer")
+    assert code == 0
+    (request,) = out[0]["requests"]
+    assert (request["method"], request["url"]) == ("GET", "https://in1.api.clevertap.com/attribution")
+    assert request["params"]["event_type"] == "inorganic_install"
+    assert request["params"]["device_identifier"] == "__ct-1"
+    assert "tok-SECRET-42" not in json.dumps(out)
