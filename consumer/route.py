@@ -120,7 +120,9 @@ class Router:
         targets: dict[Target, Target] = {}
         routes: dict[str, Route] = {}
         for d in destinations.destinations:
-            partner = d.attribution_partner
+            # `/attribution` has no dry-run flag (§7.2): a validating run checks those installs
+            # as plain events on /1/upload?dryRun=1 rather than record them for real.
+            partner = None if validate_only else d.attribution_partner
             target = Target(
                 d.account_id,
                 upload_url(d.host, base_url, validate_only=validate_only),
@@ -133,7 +135,10 @@ class Router:
             # Destinations that share an account, region and passcode share batches and the
             # account's concurrency budget, as CleverTap counts it.
             target = targets.setdefault(target, target)
-            routes[d.id] = Route(d.id, d.transform_config(), target, d.consent_gate())
+            config = d.transform_config()
+            if partner is None and config.attribution.partner_name is not None:
+                config = replace(config, attribution=replace(config.attribution, partner_name=None))
+            routes[d.id] = Route(d.id, config, target, d.consent_gate())
         return cls(routes, destinations.sources)
 
     @property

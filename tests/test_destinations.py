@@ -313,5 +313,10 @@ def test_attribution_partner_reaches_the_transform_and_the_target() -> None:
     assert target.account_token is not None
     assert target.account_token.get_secret_value() == "tok-123456"
     assert "tok-123456" not in repr(target) + repr(d)
+    # A validating dry run never sends to /attribution (it has no dry-run flag).
+    validating = Router.from_destinations(doc, base_url="http://127.0.0.1:1", validate_only=True)
+    route = validating.routes["d1"]
+    assert route.target.attribution_url is None
+    assert route.config.attribution.partner_name is None
     plain = parse_destinations(_one()).destinations[0]
     assert plain.transform_config().attribution.partner_name is None
