@@ -132,7 +132,7 @@ class DestinationsReloader:
             )
             return False
         for route in fresh.routes.values():
-            logs.register_secret(route.target.passcode)  # before anything could log it
+            logs.register_secret(route.target.passcode, route.target.account_token)  # before any log
         old = self._router.routes
         old_accounts = {r.target.account_id for r in old.values()}
         metrics.initialise(
