@@ -17,11 +17,9 @@ Pure like the rest of the transform: no I/O, no clock.
 
 from __future__ import annotations
 
-import calendar
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final, Literal
 
 import orjson
@@ -29,7 +27,7 @@ import orjson
 from ..clevertap_api import is_restricted_event
 from ._preflight import checked_value, drop_long_key, limit_properties
 from ._results import new_accepted, new_record
-from ._ts import default_ts
+from ._ts import default_ts, epoch_seconds
 from ._types import Accepted, AttributionOptions, Filtered, Fix, Record, Rejected, Result, TransformConfig
 from ._vocab import REJECT_NOT_AN_OBJECT, REJECT_TOO_DEEP, RESTRICTED_EVENT
 
@@ -80,25 +78,6 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _epoch_seconds(value: Any) -> int | None:
-    """Epoch seconds from epoch s/ms numbers or AppsFlyer's `YYYY-MM-DD HH:MM:SS[.fff]` (UTC)."""
-    if type(value) is str:
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace(" ", "T", 1).removesuffix("Z"))
-            except ValueError:
-                return None
-            return calendar.timegm(parsed.utctimetuple())
-        value = number
-    if type(value) in (int, float) and math.isfinite(value) and abs(value) < 1e16:
-        seconds = value / 1000 if value > 1e11 else value  # ms from 1973 on; seconds before 5138
-        return int(seconds)
-    return None
-
-
 def _json_object(value: Any) -> dict[str, Any]:
     """An object, or the object in a JSON text (AppsFlyer's `event_value`); else empty."""
     if type(value) is dict:
@@ -128,8 +107,8 @@ def read_appsflyer(p: Mapping[str, Any]) -> Touch:
         event_name=name,
         clevertap_id=_text(p.get("customer_user_id")),
         user_id=_text(p.get("customer_user_id")),
-        ts=_epoch_seconds(p.get("install_time") if install else p.get("event_time"))
-        or _epoch_seconds(p.get("event_time")),
+        ts=epoch_seconds(p.get("install_time") if install else p.get("event_time"))
+        or epoch_seconds(p.get("event_time")),
         media_source=source,
         organic=source is None or source.casefold() == ORGANIC,
         medium=_text(p.get("af_channel")),
@@ -171,7 +150,7 @@ def read_branch(p: Mapping[str, Any]) -> Touch:
         event_name=name,
         clevertap_id=_text(custom.get(_BRANCH_ID)),
         user_id=_text(user.get("developer_identity")) or _text(custom.get("identity")),
-        ts=_epoch_seconds(p.get("timestamp")),
+        ts=epoch_seconds(p.get("timestamp")),
         media_source=_text(touch.get("~channel")) or _text(touch.get("~advertising_partner_name")),
         organic=not attributed,
         medium=_text(touch.get("~feature")),
@@ -203,8 +182,8 @@ def read_adjust(p: Mapping[str, Any]) -> Touch:
         event_name=(_text(p.get("event_name")) or kind) if not install else kind,
         clevertap_id=_text(p.get("clevertapId")) or _text(params.get("clevertapId")),
         user_id=_text(p.get("identity")) or _text(params.get("identity")),
-        ts=_epoch_seconds(p.get("installed_at") if install else p.get("created_at"))
-        or _epoch_seconds(p.get("created_at")),
+        ts=epoch_seconds(p.get("installed_at") if install else p.get("created_at"))
+        or epoch_seconds(p.get("created_at")),
         media_source=network,
         organic=network is None or network.casefold() == ORGANIC,
         campaign=_text(p.get("campaign_name")),
