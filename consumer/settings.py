@@ -301,6 +301,14 @@ class Settings(ClientSettings):
         description="On rebalance, how long to wait for a revoked partition's deliveries.",
     )
 
+    workers: int = Field(
+        1,
+        ge=1,
+        le=15,
+        description="Consumer processes in the pod, members of the one group (one core each);"
+        ' `CLEVERTAP_MAX_IN_FLIGHT` is split between them. See "Scaling: WORKERS".',
+    )
+
     # Dead letters
     dlq_topic: str = Field(DEFAULT_DLQ_TOPIC, min_length=1, description="Dead-letter topic.")
     dlq_topic_partitions: int = Field(
@@ -348,6 +356,16 @@ class Settings(ClientSettings):
                     f"{per_account.upper()} ({value}) is above {bound.upper()} ({getattr(self, bound)}): "
                     "an account's budget is a share of the overall bound"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _a_request_slot_per_worker(self) -> Settings:
+        if self.workers > self.clevertap_max_in_flight:
+            raise ValueError(
+                f"WORKERS ({self.workers}) is more than CLEVERTAP_MAX_IN_FLIGHT"
+                f" ({self.clevertap_max_in_flight}): the workers share the account's request cap,"
+                " and each needs at least one request"
+            )
         return self
 
     @model_validator(mode="after")
