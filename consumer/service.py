@@ -27,7 +27,7 @@ from . import logs, observability
 from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
-from .destinations import ConfigError, DestinationsFile, load_destinations
+from .destinations import ConfigError, DestinationsFile, load_destinations, require_subscribed
 from .dlq import producer_config
 from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
@@ -108,12 +108,7 @@ def build(
     sent (or sent validate-only), nothing dead-lettered, nothing committed, no DLQ topic created.
     """
     destinations = load_destinations(settings.destinations_file)
-    unsubscribed = [s.topic for s in destinations.sources if s.topic not in settings.kafka_topics]
-    if unsubscribed:
-        raise ConfigError(
-            f"{settings.destinations_file}: sources name topics KAFKA_TOPICS does not list: "
-            f"{', '.join(unsubscribed)}"
-        )
+    require_subscribed(destinations, settings.destinations_file, settings.kafka_topics)
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
     validate_only = dry_run is not None and dry_run.validated
     # Reads every passcode now.
