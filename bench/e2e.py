@@ -175,6 +175,8 @@ class Service:
                 cpu0 = cpu_seconds(self.proc.pid)
             if done >= total:
                 last = now
+                if done == done0:  # all finished before the first look: no window to divide by
+                    return first, last, float("nan")
                 return first, last, (cpu_seconds(self.proc.pid) - cpu0) / (done - done0) * 1e6
             time.sleep(0.1)  # each scrape costs the service CPU: don't poll harder than needed
         raise SystemExit("timed out waiting for the service")
