@@ -367,6 +367,17 @@ def describe_errors(err: ValidationError) -> list[str]:
     return lines
 
 
+def require_subscribed(destinations: DestinationsFile, path: Path, topics: Iterable[str]) -> None:
+    """A `sources:` binding for a topic the consumer does not subscribe to would never see a
+    record: refuse it (at start-up, and on reload, which keeps the previous file)."""
+    subscribed = set(topics)
+    unsubscribed = [s.topic for s in destinations.sources if s.topic not in subscribed]
+    if unsubscribed:
+        raise ConfigError(
+            f"{path}: sources name topics KAFKA_TOPICS does not list: {', '.join(unsubscribed)}"
+        )
+
+
 def parse_destinations(data: Any, source: str = "destinations") -> DestinationsFile:
     """Validate already-parsed data; the error names the offending entry and key."""
     try:

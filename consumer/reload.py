@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import logs, metrics
-from .destinations import ConfigError, DestinationsFile, load_destinations
+from .destinations import ConfigError, DestinationsFile, load_destinations, require_subscribed
 from .route import Route, Router
 from .settings import Settings
 
@@ -120,6 +120,7 @@ class DestinationsReloader:
         """Load, validate and apply the file; False (and nothing changed) when it is invalid."""
         try:
             loaded = load_destinations(self._path)
+            require_subscribed(loaded, self._path, self._settings.kafka_topics)
             base_url = self._settings.clevertap_base_url
             fresh = Router.from_destinations(loaded, str(base_url) if base_url else None, self._environ)
         except ConfigError as exc:
