@@ -39,6 +39,7 @@ from .settings import Settings, kafka_client_config, load_settings
 from .source import consumer_config
 from .steps import NoCommits
 from .transform import FIX_KINDS, REJECT_REASONS
+from .workers import write_port_file
 
 if TYPE_CHECKING:
     from .deletion import DeletionFlow
@@ -259,6 +260,10 @@ def run_service(
         return startup_failed(str(exc), 2)
     logs.configure_logging(settings.log_level, settings.log_format)
     logs.register_settings_secrets(settings)
+    if settings.workers > 1 and replay is None and dry_run is None:
+        from .workers import supervise
+
+        return supervise(settings, overrides)  # N children, each this function with WORKERS=1
     try:
         pipeline, obs, deliverer, reloader = build(settings, replay, dry_run)
         deletion = build_deletion(settings) if replay is None else None  # never in a dry run
@@ -267,6 +272,7 @@ def run_service(
     except (ConfigError, OSError) as exc:
         return startup_failed(str(exc), 2)
 
+    write_port_file(obs.server.port)  # a WORKERS child: where the supervisor asks its probes
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -283,6 +283,14 @@ class Settings(ClientSettings):
         description="On rebalance, how long to wait for a revoked partition's deliveries.",
     )
 
+    workers: int = Field(
+        1,
+        ge=1,
+        le=15,
+        description="Consumer processes in the pod, members of the one group (one core each);"
+        ' `CLEVERTAP_MAX_IN_FLIGHT` is split between them. See "Scaling: WORKERS".',
+    )
+
     # Dead letters
     dlq_topic: str = Field(DEFAULT_DLQ_TOPIC, min_length=1, description="Dead-letter topic.")
     dlq_topic_partitions: int = Field(
@@ -317,6 +325,16 @@ class Settings(ClientSettings):
     @classmethod
     def _dlq_topic_name(cls, value: str) -> str:
         return check_topic_name(value)
+
+    @model_validator(mode="after")
+    def _a_request_slot_per_worker(self) -> Settings:
+        if self.workers > self.clevertap_max_in_flight:
+            raise ValueError(
+                f"WORKERS ({self.workers}) is more than CLEVERTAP_MAX_IN_FLIGHT"
+                f" ({self.clevertap_max_in_flight}): the workers share the account's request cap,"
+                " and each needs at least one request"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dlq_not_a_source(self) -> Settings:
