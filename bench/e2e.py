@@ -6,11 +6,13 @@ Prints, for the same topic in the same run:
   * their ratio (design target ≥ 0.6), and the service's peak RSS,
   * with --latency: p50/p99 event-to-delivery latency while producing at half the measured rate.
 
-    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--workers 1,2]
+    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--json FILE] [--workers 1,2]
 
+--json FILE also writes the numbers printed as one JSON object (what bench/run.py collects).
 --workers N runs the service with WORKERS=N (its CPU is the whole process tree's); a list
 measures each count in turn, each on a fresh topic after its own bare loop, and ends with one
-line per count comparing it with the first (events/s ratio, CPU µs per event).
+line per count comparing it with the first (events/s ratio, CPU µs per event); --json then
+writes `{"runs": [...]}`.
 
 The corpus defaults to `python ../shared/bench/gen_events.py N` when that script exists, else our
 own sample events. Rates are measured from the first to the last finished record, so process
@@ -209,6 +211,8 @@ class Service:
                 cpu0 = cpu_seconds(self.proc.pid)
             if done >= total:
                 last = now
+                if done == done0:  # all finished before the first look: no window to divide by
+                    return first, last, float("nan")
                 return first, last, (cpu_seconds(self.proc.pid) - cpu0) / (done - done0) * 1e6
             time.sleep(0.1)  # each scrape costs the service CPU: don't poll harder than needed
         raise SystemExit("timed out waiting for the service")
@@ -294,7 +298,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dead_lettered=dead,
         )
         if args.latency:
-            latency(bootstrap, topic, events, rate / 2, service)
+            numbers["latency"] = latency(
+                bootstrap, topic, events, rate / 2, service, seconds=args.latency_seconds
+            )
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -305,9 +311,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return numbers
 
 
-def latency(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float, service: Service) -> None:
-    """Produce at `rate` events/s for ~30 s while the service keeps up; read its latency histogram."""
-    n = min(len(events), int(rate * 30))
+def latency(
+    bootstrap: str,
+    topic: str,
+    events: list[dict[str, Any]],
+    rate: float,
+    service: Service,
+    *,
+    seconds: float = 30,
+) -> dict[str, Any]:
+    """Produce at `rate` events/s for ~`seconds` while the service keeps up; read its latency histogram."""
+    n = min(len(events), int(rate * seconds))
     before = service.metrics()
     producer = threading.Thread(target=produce, args=(bootstrap, topic, events[:n], rate))
     producer.start()
@@ -317,10 +331,12 @@ def latency(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: floa
     after = service.metrics()
     name = "clevertap_consumer_end_to_end_latency_seconds"
     delta = {k: v - before.get(k, 0) for k, v in after.items() if k[0] == f"{name}_bucket"}
+    p50, p99 = quantile(delta, name, 0.5), quantile(delta, name, 0.99)
     print(
         f"at half load ({rate:,.0f} events/s for {n / rate:.0f} s): end-to-end latency "
-        f"p50 ≤ {quantile(delta, name, 0.5)} s, p99 ≤ {quantile(delta, name, 0.99)} s (histogram bucket bounds)"
+        f"p50 ≤ {p50} s, p99 ≤ {p99} s (histogram bucket bounds)"
     )
+    return {"rate_events_per_s": rate, "seconds": n / rate, "p50_le_s": p50, "p99_le_s": p99}
 
 
 def worker_counts(text: str) -> list[int]:
@@ -350,6 +366,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--latency", action="store_true", help="also measure latency at half load")
     parser.add_argument("--py-spy", type=Path, help="profile the service with py-spy into this file")
+    parser.add_argument("--latency-seconds", type=float, default=30, help="how long --latency produces")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
     parser.add_argument(
         "--workers",
         type=worker_counts,
@@ -358,10 +376,11 @@ def main() -> None:
         " in turn, on its own topic, and prints their ratio",
     )
     args = parser.parse_args()
-    runs = []
-    for n in args.workers:
-        runs.append(run(argparse.Namespace(**{**vars(args), "workers": n})))
+    runs = [run(argparse.Namespace(**{**vars(args), "workers": n})) for n in args.workers]
     scaling(runs)
+    if args.json is not None:
+        numbers = runs[0] if len(runs) == 1 else {"runs": runs}
+        args.json.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":
