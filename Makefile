@@ -48,9 +48,8 @@ kafka-down: $(STAMP)  ## stop the local Kafka broker
 demo: $(STAMP)  ## local Kafka + sample events + fake CleverTap + the service, then a summary
 	$(BIN)/python -m dev.demo
 
-bench: $(STAMP)  ## all benchmarks (prints numbers; asserts nothing)
-	$(BIN)/python bench/decode.py
-	$(BIN)/python bench/transform.py
+bench: $(STAMP)  ## all benchmarks → one table, bench/results.json, bench/README.md (BENCH_ARGS=--quick)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The RudderStack vectors are third-party test data (Elastic License 2.0) kept outside the
 # repository, so this is a manual check, not part of `make test`. CONFORMANCE points at check.py.

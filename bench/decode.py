@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=20000, help="how many events to generate")
     parser.add_argument("--rounds", type=int, default=7, help="timed passes per variant")
     parser.add_argument("--cpu", type=int, help="core to pin to (default: the last one allowed)")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
     args = parser.parse_args(argv)
 
     source, messages = load_corpus(args.corpus, args.generator, args.events)
@@ -140,6 +141,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"overhead of (b) over (a): {max(a) / max(b) - 1:+.1%} by best,"
         f" {statistics.median(a) / statistics.median(b) - 1:+.1%} by median (target: at most +10%)"
     )
+    if args.json is not None:
+        keys = {"(a)": "fastavro_alone", "(b)": "decode", "(c)": "decode_to_message"}
+        numbers = {
+            "events": len(values),
+            "rounds": args.rounds,
+            "cpu": cpu,
+            **{f"{keys[name[:3]]}_per_cpu_s_median": statistics.median(r) for name, r in results.items()},
+            **{f"{keys[name[:3]]}_per_cpu_s_best": max(r) for name, r in results.items()},
+            "overhead_median": statistics.median(a) / statistics.median(b) - 1,
+            "overhead_best": max(a) / max(b) - 1,
+        }
+        args.json.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Prints, for the same topic in the same run:
   * their ratio (design target ≥ 0.6), and the service's peak RSS,
   * with --latency: p50/p99 event-to-delivery latency while producing at half the measured rate.
 
-    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency]
+    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--json FILE]
+
+--json FILE also writes the numbers printed as one JSON object (what bench/run.py collects).
 
 The corpus defaults to `python ../shared/bench/gen_events.py N` when that script exists, else our
 own sample events. Rates are measured from the first to the last finished record, so process
@@ -173,6 +175,8 @@ class Service:
                 cpu0 = cpu_seconds(self.proc.pid)
             if done >= total:
                 last = now
+                if done == done0:  # all finished before the first look: no window to divide by
+                    return first, last, float("nan")
                 return first, last, (cpu_seconds(self.proc.pid) - cpu0) / (done - done0) * 1e6
             time.sleep(0.1)  # each scrape costs the service CPU: don't poll harder than needed
         raise SystemExit("timed out waiting for the service")
@@ -182,7 +186,9 @@ class Service:
         return self.proc.wait(60)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Print the numbers, and return them (the same ones) for --json."""
+    numbers: dict[str, Any] = {"workers": getattr(args, "workers", 1)}
     bootstrap = kafka_local.up()
     events = corpus(args.events, args.corpus)
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
@@ -195,6 +201,7 @@ def run(args: argparse.Namespace) -> None:
 
     bare, bare_cpu = bare_loop(bootstrap, topic, len(events))
     print(f"bare consume+decode loop: {bare:,.0f} records/s, {bare_cpu:.1f} µs CPU/record")
+    numbers.update(events=len(events), bare_records_per_s=bare, bare_cpu_us_per_record=bare_cpu)
 
     fake, fake_url = start_fake()
     env = {
@@ -243,8 +250,18 @@ def run(args: argparse.Namespace) -> None:
         delivered = total(m, "clevertap_consumer_records_delivered_total")
         dead = total(m, "clevertap_consumer_dlq_records_total")
         print(f"CleverTap records delivered: {delivered:,.0f}; dead-lettered events: {dead:,.0f}")
+        numbers.update(
+            service_events_per_s=rate,
+            service_cpu_us_per_event=service_cpu,
+            efficiency=bare_cpu / service_cpu,
+            peak_rss_mib=rss,
+            delivered_records=delivered,
+            dead_lettered=dead,
+        )
         if args.latency:
-            latency(bootstrap, topic, events, rate / 2, service)
+            numbers["latency"] = latency(
+                bootstrap, topic, events, rate / 2, service, seconds=args.latency_seconds
+            )
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -252,11 +269,20 @@ def run(args: argparse.Namespace) -> None:
         print(f"service exit status: {service.stop()}")
         fake.terminate()
         fake.wait(10)
+    return numbers
 
 
-def latency(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float, service: Service) -> None:
-    """Produce at `rate` events/s for ~30 s while the service keeps up; read its latency histogram."""
-    n = min(len(events), int(rate * 30))
+def latency(
+    bootstrap: str,
+    topic: str,
+    events: list[dict[str, Any]],
+    rate: float,
+    service: Service,
+    *,
+    seconds: float = 30,
+) -> dict[str, Any]:
+    """Produce at `rate` events/s for ~`seconds` while the service keeps up; read its latency histogram."""
+    n = min(len(events), int(rate * seconds))
     before = service.metrics()
     producer = threading.Thread(target=produce, args=(bootstrap, topic, events[:n], rate))
     producer.start()
@@ -266,10 +292,12 @@ def latency(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: floa
     after = service.metrics()
     name = "clevertap_consumer_end_to_end_latency_seconds"
     delta = {k: v - before.get(k, 0) for k, v in after.items() if k[0] == f"{name}_bucket"}
+    p50, p99 = quantile(delta, name, 0.5), quantile(delta, name, 0.99)
     print(
         f"at half load ({rate:,.0f} events/s for {n / rate:.0f} s): end-to-end latency "
-        f"p50 ≤ {quantile(delta, name, 0.5)} s, p99 ≤ {quantile(delta, name, 0.99)} s (histogram bucket bounds)"
+        f"p50 ≤ {p50} s, p99 ≤ {p99} s (histogram bucket bounds)"
     )
+    return {"rate_events_per_s": rate, "seconds": n / rate, "p50_le_s": p50, "p99_le_s": p99}
 
 
 def main() -> None:
@@ -278,7 +306,12 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--latency", action="store_true", help="also measure latency at half load")
     parser.add_argument("--py-spy", type=Path, help="profile the service with py-spy into this file")
-    run(parser.parse_args())
+    parser.add_argument("--latency-seconds", type=float, default=30, help="how long --latency produces")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
+    args = parser.parse_args()
+    numbers = run(args)
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     .venv/bin/python bench/transform.py [CORPUS.jsonl] [--rounds N] [--cpu K] [--profile P ...]
+                                        [--events N] [--json FILE]
 
 Without a corpus it runs ../shared/bench/gen_events.py 20000 (the project's reference corpus;
 the nearest `shared/` above the checkout), if that script is there. JSON is parsed before timing; the timed loop is `transform(message,
@@ -39,12 +40,12 @@ GENERATOR = next(
 REGIONS = ("in1", "us1", "sg1", None, "eu1", "aps3", "mec1", "sk1")
 
 
-def load_corpus(path: Path | None) -> list[dict[str, Any]]:
+def load_corpus(path: Path | None, events: int = 20000) -> list[dict[str, Any]]:
     if path is not None:
         text = path.read_bytes()
     elif GENERATOR.exists():
         text = subprocess.run(
-            [sys.executable, str(GENERATOR), "20000"], check=True, capture_output=True
+            [sys.executable, str(GENERATOR), str(events)], check=True, capture_output=True
         ).stdout
     else:
         sys.exit(f"no corpus given and {GENERATOR} does not exist: pass a JSON-lines file of events")
@@ -90,12 +91,14 @@ def main() -> None:
         choices=[p.value for p in Profile],
         help="profile(s) to run (default: both)",
     )
+    parser.add_argument("--events", type=int, default=20000, help="how many events to generate")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
     args = parser.parse_args()
 
     allowed = sorted(os.sched_getaffinity(0))
     cpu = args.cpu if args.cpu is not None else allowed[-1]
     os.sched_setaffinity(0, {cpu})
-    messages = load_corpus(args.corpus)
+    messages = load_corpus(args.corpus, args.events)
     gc.collect()
     gc.freeze()  # the corpus is not garbage: keep the collector from rescanning it every round
     profiles = [Profile(p) for p in args.profile] if args.profile else [Profile.DEFAULT, Profile.RUDDERSTACK]
@@ -117,6 +120,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for profile in profiles:
             rates[profile].append(one_round(workloads[profile]))
+    numbers: dict[str, Any] = {"events": len(messages), "rounds": args.rounds, "cpu": cpu, "profiles": {}}
     for profile in profiles:
         wall = [w for w, _ in rates[profile]]
         on_cpu = [c for _, c in rates[profile]]
@@ -126,6 +130,13 @@ def main() -> None:
             f"{profile.value:>11}: best {max(wall):,.0f} events/s, median {statistics.median(wall):,.0f} events/s "
             f"(wall clock); per CPU second: best {max(on_cpu):,.0f}, median {statistics.median(on_cpu):,.0f}"
         )
+        numbers["profiles"][profile.value] = {
+            "events_per_cpu_s_median": statistics.median(on_cpu),
+            "events_per_cpu_s_best": max(on_cpu),
+            "events_per_wall_s_median": statistics.median(wall),
+        }
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

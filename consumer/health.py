@@ -166,7 +166,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _app(
-    health: Health, registry: CollectorRegistry
+    liveness: Callable[[], Status], readiness: Callable[[], Status], registry: CollectorRegistry
 ) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:
     metrics_app = make_wsgi_app(registry)
 
@@ -188,9 +188,9 @@ def _app(
             result: Iterable[bytes] = metrics_app(environ, start_response)
             return result
         if path in ("/healthz", "/livez"):
-            return reply(start_response, health.liveness())
+            return reply(start_response, liveness())
         if path == "/readyz":
-            return reply(start_response, health.readiness())
+            return reply(start_response, readiness())
         body = b'{"status":"not_found","endpoints":["/metrics","/healthz","/readyz"]}'
         start_response(
             "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
@@ -229,6 +229,17 @@ def serve(
 
     Raises OSError when the address is taken, so a misconfigured METRICS_PORT stops start-up.
     """
+    return serve_app(health.liveness, health.readiness, host, port, registry)
+
+
+def serve_app(
+    liveness: Callable[[], Status],
+    readiness: Callable[[], Status],
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
+) -> HealthServer:
+    """`serve` with any probe answers: the WORKERS supervisor aggregates its children's."""
     family, _, _, _, sockaddr = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
@@ -236,7 +247,7 @@ def serve(
     class _Server(ThreadingWSGIServer):
         address_family = family
 
-    httpd = make_server(str(sockaddr[0]), port, _app(health, registry), _Server, _QuietHandler)
+    httpd = make_server(str(sockaddr[0]), port, _app(liveness, readiness, registry), _Server, _QuietHandler)
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="health-http", daemon=True
     )

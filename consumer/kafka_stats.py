@@ -18,7 +18,6 @@ Usage (see README, Observability):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -86,8 +85,7 @@ class KafkaStats:
                 metrics.kafka_broker_rtt_avg,
                 metrics.kafka_broker_rtt_p99,
             ):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(gone)
+                metrics.remove_series(gauge, gone)
         self._brokers = seen
         if self._health is not None:
             self._health.set_broker_connected(any_up)

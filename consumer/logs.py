@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -46,6 +47,9 @@ REDACTED: Final = "***"
 SECRET_PROPERTY: Final = re.compile(r"password|secret|jaas|\.pem$|token", re.IGNORECASE)
 KAFKA_LOGGER: Final = "consumer.kafka"
 LogFormat = Literal["json", "console", "auto"]
+#: Set by the WORKERS supervisor in each child's environment: the child's index, which every
+#: log line of the child carries as the field `worker` (consumer/workers.py).
+WORKER_ENV: Final = "CLEVERTAP_CONSUMER_WORKER"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS: Final = frozenset(
@@ -225,6 +229,19 @@ def _console_value(value: Any) -> str:
     return json.dumps(text) if (not text or any(c.isspace() for c in text)) else text
 
 
+class _WorkerFilter(logging.Filter):
+    """Tags every line with the worker that wrote it (N children share the pod's stderr)."""
+
+    def __init__(self, worker: str) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "worker"):
+            record.worker = self._worker
+        return True
+
+
 def configure_logging(
     level: str | int = "INFO", fmt: LogFormat = "auto", *, stream: TextIO | None = None
 ) -> logging.Handler:
@@ -240,6 +257,9 @@ def configure_logging(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     handler.addFilter(RedactingFilter())
+    worker = os.environ.get(WORKER_ENV)
+    if worker:
+        handler.addFilter(_WorkerFilter(worker))
 
     # Replace every root handler, not only ours: a handler left by basicConfig or a library
     # would print lines in another format and without redaction.

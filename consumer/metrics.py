@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import itertools
+import os
 import platform
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -39,6 +40,11 @@ from .transform import ATTRIBUTION_FILTER_REASONS
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX: Final = "clevertap_consumer"
+#: Under WORKERS > 1 each worker writes its series to files the supervisor merges into one
+#: /metrics (prometheus_client's multiprocess mode, chosen at import from this variable).
+#: Counters and histograms add up; each gauge says how its workers' values combine
+#: (`multiprocess_mode`: `live*` modes forget a worker once it exited).
+MULTIPROCESS: Final = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 # ---------------------------------------------------------------------------------------------
 # Label vocabularies. Known values are pre-initialised to 0 by `initialise()`; a value outside
@@ -72,7 +78,10 @@ records_consumed = Counter(
 )
 consumed_bytes = Counter(f"{PREFIX}_consumed_bytes_total", "Bytes of Kafka record values polled.", ["topic"])
 assigned_partitions = Gauge(
-    f"{PREFIX}_assigned_partitions", "Partitions currently assigned to this consumer.", ["topic"]
+    f"{PREFIX}_assigned_partitions",
+    "Partitions currently assigned to this consumer.",
+    ["topic"],
+    multiprocess_mode="livesum",
 )
 rebalances = Counter(
     f"{PREFIX}_rebalances_total",
@@ -80,7 +89,9 @@ rebalances = Counter(
     ["event"],
 )
 paused = Gauge(
-    f"{PREFIX}_paused", "1 while consumption is paused because too much is in flight (backpressure)."
+    f"{PREFIX}_paused",
+    "1 while consumption is paused because too much is in flight (backpressure).",
+    multiprocess_mode="livemax",
 )
 consumer_lag = Gauge(
     f"{PREFIX}_consumer_lag",
@@ -88,17 +99,20 @@ consumer_lag = Gauge(
     "read_committed) minus the stored offset (everything below it is delivered or dead-lettered), "
     "else minus the committed offset. From librdkafka statistics, per assigned partition.",
     ["topic", "partition"],
+    multiprocess_mode="livemax",
 )
 committed_offset = Gauge(
     f"{PREFIX}_committed_offset",
     "Last committed offset (the next offset to read after a restart), per assigned partition.",
     ["topic", "partition"],
+    multiprocess_mode="livemax",
 )
 last_processed_timestamp = Gauge(
     f"{PREFIX}_last_processed_record_timestamp_seconds",
     "Kafka timestamp of the newest record finished (delivered, dead-lettered or filtered), per "
     "partition; time() minus this is the partition's lag in time.",
     ["topic", "partition"],
+    multiprocess_mode="livemax",
 )
 commits = Counter(f"{PREFIX}_offset_commits_total", "Offset commits by outcome.", ["outcome"])
 
@@ -108,22 +122,29 @@ kafka_broker_rtt_avg = Gauge(
     "Average broker round-trip time over the last statistics window (fetch requests include "
     "the broker's fetch.wait.max.ms on idle partitions).",
     ["broker"],
+    multiprocess_mode="livemax",
 )
 kafka_broker_rtt_p99 = Gauge(
     f"{PREFIX}_kafka_broker_rtt_p99_seconds",
     "99th percentile broker round-trip time over the last statistics window.",
     ["broker"],
+    multiprocess_mode="livemax",
 )
 kafka_broker_up = Gauge(
-    f"{PREFIX}_kafka_broker_up", "1 while the connection to this broker is up.", ["broker"]
+    f"{PREFIX}_kafka_broker_up",
+    "1 while the connection to this broker is up.",
+    ["broker"],
+    multiprocess_mode="livemax",
 )
 kafka_fetch_queue_records = Gauge(
     f"{PREFIX}_kafka_fetch_queue_records",
     "Kafka records fetched by librdkafka and not yet handed to the poll loop (one queue for all partitions).",
+    multiprocess_mode="livesum",
 )
 kafka_fetch_queue_bytes = Gauge(
     f"{PREFIX}_kafka_fetch_queue_bytes",
     "Bytes fetched by librdkafka and not yet handed to the poll loop (one queue for all partitions).",
+    multiprocess_mode="livesum",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -223,18 +244,23 @@ clevertap_record_errors = Counter(
     ["code"],
 )
 in_flight_requests = Gauge(
-    f"{PREFIX}_in_flight_requests", "Upload requests in flight, per account.", ["account"]
+    f"{PREFIX}_in_flight_requests",
+    "Upload requests in flight, per account.",
+    ["account"],
+    multiprocess_mode="livesum",
 )
 concurrency_limit = Gauge(
     f"{PREFIX}_concurrency_limit",
     "Adaptive limit on concurrent requests per account (at most 15, lowered on 429).",
     ["account"],
+    multiprocess_mode="livesum",
 )
 auth_breaker_open = Gauge(
     f"{PREFIX}_auth_breaker_open",
     "1 while the account's breaker is open after a 401/403: its uploads stop except one probe "
     "per interval; records are held or dead-lettered as auth_failed, per destination.",
     ["account"],
+    multiprocess_mode="livemax",
 )
 end_to_end_latency = Histogram(
     f"{PREFIX}_end_to_end_latency_seconds",
@@ -244,15 +270,40 @@ end_to_end_latency = Histogram(
 last_delivery_timestamp = Gauge(
     f"{PREFIX}_last_successful_delivery_timestamp_seconds",
     "Unix time of the last upload CleverTap accepted (0: none since start).",
+    multiprocess_mode="max",
 )
 
 # ---------------------------------------------------------------------------------------------
 # Flow control, completion and DLQ
 
 in_flight_records = Gauge(
-    f"{PREFIX}_in_flight_records", "Kafka records read but not yet finished (delivered or dead-lettered)."
+    f"{PREFIX}_in_flight_records",
+    "Kafka records read but not yet finished (delivered or dead-lettered).",
+    multiprocess_mode="livesum",
 )
-in_flight_bytes = Gauge(f"{PREFIX}_in_flight_bytes", "Bytes of Kafka records read but not yet finished.")
+in_flight_bytes = Gauge(
+    f"{PREFIX}_in_flight_bytes",
+    "Bytes of Kafka records read but not yet finished.",
+    multiprocess_mode="livesum",
+)
+rewinds = Counter(
+    f"{PREFIX}_partition_rewinds_total",
+    "Times a partition was read again from an earlier offset to process messages deferred for "
+    "an account that has room again.",
+)
+account_in_flight_records = Gauge(
+    f"{PREFIX}_account_in_flight_records",
+    "Kafka records in flight per CleverTap account (its budget: MAX_IN_FLIGHT_RECORDS_PER_ACCOUNT).",
+    ["account"],
+    multiprocess_mode="livesum",
+)
+account_deferred_records = Gauge(
+    f"{PREFIX}_account_deferred_records",
+    "Kafka records deferred because their account's in-flight budget is full: re-read from Kafka "
+    "once it has room, while other accounts' records in the same partitions flow.",
+    ["account"],
+    multiprocess_mode="livesum",
+)
 records_finished = Counter(
     f"{PREFIX}_records_finished_total",
     "Kafka records finished, so their offset may be committed: every CleverTap record made from it "
@@ -274,6 +325,7 @@ dlq_publish_failures = Counter(
 ready = Gauge(
     f"{PREFIX}_ready",
     "1 while /readyz answers 200: partitions assigned (or none to get), broker reachable, not stopping.",
+    multiprocess_mode="livemin",
 )
 build_info = Info(f"{PREFIX}_build", "Versions of the running service and its Kafka client.")
 config_reloads = Counter(
@@ -284,6 +336,7 @@ config_reloads = Counter(
 config_last_reload_successful = Gauge(
     f"{PREFIX}_config_last_reload_successful",
     "1 when the last destinations reload was applied (or none was tried), 0 when it was invalid.",
+    multiprocess_mode="livemin",
 )
 
 
@@ -373,6 +426,8 @@ def initialise(
     initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
     initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
     initialise_series(in_flight_requests, account=accounts)
+    initialise_series(account_in_flight_records, account=accounts)
+    initialise_series(account_deferred_records, account=accounts)
     initialise_series(auth_breaker_open, account=accounts)
     initialise_series(config_reloads, outcome=RELOAD_OUTCOMES)
     config_last_reload_successful.set(1)
@@ -412,5 +467,18 @@ def forget_partitions(partitions: Iterable[tuple[str, int]]) -> None:
     """
     for topic, partition in partitions:
         for gauge in (consumer_lag, committed_offset, last_processed_timestamp):
-            with contextlib.suppress(KeyError):
-                gauge.remove(topic, str(partition))
+            remove_series(gauge, topic, str(partition))
+
+
+def remove_series(gauge: Gauge, *label_values: str) -> None:
+    """Drop one labelled series of a gauge, also under WORKERS > 1.
+
+    In prometheus_client's multiprocess mode `remove()` forgets the series in this process only:
+    its memory-mapped file keeps the last value, which the supervisor would go on merging (a
+    revoked partition's frozen lag next to its new owner's). Zeroing it first makes the stale
+    entry neutral for the `livemax`/`livesum` gauges it applies to.
+    """
+    if MULTIPROCESS:
+        gauge.labels(*label_values).set(0)
+    with contextlib.suppress(KeyError):
+        gauge.remove(*label_values)

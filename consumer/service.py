@@ -27,7 +27,7 @@ from . import logs, observability
 from .batch import ENCODE_REASONS
 from .codec import DECODE_REASONS, Decoder
 from .deliver import FAILURE_REASONS, HTTP_ERRORS, RETRY_REASONS, Deliverer, DeliveryOptions
-from .destinations import ConfigError, DestinationsFile, load_destinations
+from .destinations import ConfigError, DestinationsFile, load_destinations, require_subscribed
 from .dlq import producer_config
 from .dry_run import DeliverSink, DryRunReport, NullDeliverer, RecordingDeadLetters, SamplingDeliverer
 from .observability import Observability
@@ -39,6 +39,7 @@ from .settings import Settings, kafka_client_config, load_settings
 from .source import consumer_config
 from .steps import NoCommits
 from .transform import FIX_KINDS, REJECT_REASONS
+from .workers import write_port_file
 
 if TYPE_CHECKING:
     from .deletion import DeletionFlow
@@ -108,12 +109,7 @@ def build(
     sent (or sent validate-only), nothing dead-lettered, nothing committed, no DLQ topic created.
     """
     destinations = load_destinations(settings.destinations_file)
-    unsubscribed = [s.topic for s in destinations.sources if s.topic not in settings.kafka_topics]
-    if unsubscribed:
-        raise ConfigError(
-            f"{settings.destinations_file}: sources name topics KAFKA_TOPICS does not list: "
-            f"{', '.join(unsubscribed)}"
-        )
+    require_subscribed(destinations, settings.destinations_file, settings.kafka_topics)
     base_url = str(settings.clevertap_base_url) if settings.clevertap_base_url else None
     validate_only = dry_run is not None and dry_run.validated
     # Reads every passcode now.
@@ -140,7 +136,8 @@ def build(
         )
     client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
     consumer_conf = {**consumer_config(settings, client), "stats_cb": obs.kafka_stats}
-    deliverer: DeliverSink = Deliverer(DeliveryOptions.from_settings(settings))
+    sender = Deliverer(DeliveryOptions.from_settings(settings))
+    deliverer: DeliverSink = sender
     dead_letters = None
     if dry_run is None:
         ensure_dlq_topic(AdminClient(client), settings)
@@ -172,6 +169,8 @@ def build(
     reloader = None
     if replay is None and dry_run is None:
         reloader = DestinationsReloader(router, destinations, settings)
+        # Held batches (onAuthFailure: hold) are sent again with the reloaded credentials.
+        reloader.on_reload(lambda _loaded: sender.replace_targets(r.target for r in router.routes.values()))
     return pipeline, obs, deliverer, reloader
 
 
@@ -261,6 +260,10 @@ def run_service(
         return startup_failed(str(exc), 2)
     logs.configure_logging(settings.log_level, settings.log_format)
     logs.register_settings_secrets(settings)
+    if settings.workers > 1 and replay is None and dry_run is None:
+        from .workers import supervise
+
+        return supervise(settings, overrides)  # N children, each this function with WORKERS=1
     try:
         pipeline, obs, deliverer, reloader = build(settings, replay, dry_run)
         deletion = build_deletion(settings) if replay is None else None  # never in a dry run
@@ -269,6 +272,7 @@ def run_service(
     except (ConfigError, OSError) as exc:
         return startup_failed(str(exc), 2)
 
+    write_port_file(obs.server.port)  # a WORKERS child: where the supervisor asks its probes
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -83,6 +83,13 @@ def test_an_edited_file_applies_without_restart_and_a_broken_one_keeps_the_old(b
     assert _reloads(service, "applied") == 1
     assert "keeping the previous configuration" in service.log_tail(20000)
 
+    # A binding for a topic the service is not subscribed to would never see a record: refused
+    # on reload exactly as at start-up.
+    unsubscribed = {**edited, "sources": [{"topic": "never-subscribed", "destination": "dest-new"}]}
+    bed.destinations_file.write_text(json.dumps(unsubscribed))
+    wait_for(lambda: _reloads(service, "invalid") == 2, 30, service.log_tail)
+    assert "KAFKA_TOPICS does not list: never-subscribed" in service.log_tail(20000)
+
     # Fixed again: applied, the gauge recovers.
     bed.destinations_file.write_text(json.dumps(edited))
     wait_for(lambda: _reloads(service, "applied") == 2, 30, service.log_tail)
