@@ -105,7 +105,6 @@ def one_run(bootstrap: str, run: str, n: int, rate: float, timeout_s: float) -> 
         "LOG_LEVEL": "WARNING",
     }
     service = Service(env, work / "service.log")
-    out: dict[str, float] = {}
     try:
         deadline = time.monotonic() + 120
         while True:  # measure from a running member with its partitions, not from start-up
@@ -141,7 +140,7 @@ def one_run(bootstrap: str, run: str, n: int, rate: float, timeout_s: float) -> 
                 raise SystemExit(f"{run}: the healthy account did not finish within 600 s (see {work})")
             time.sleep(0.2)
         producer.join()
-        out = {
+        return {
             "healthy_records_per_s": n / (now - start),
             "peak_rss_mib": rss_peak_mb(service.proc.pid),
             "sick_delivered": total(samples, "clevertap_consumer_records_delivered_total", account=SICK),
@@ -149,7 +148,6 @@ def one_run(bootstrap: str, run: str, n: int, rate: float, timeout_s: float) -> 
             "sick_deferred_peak": deferred_peak,
             "rewinds": total(samples, "clevertap_consumer_partition_rewinds_total"),
         }
-        return out
     finally:
         service.proc.kill()
         service.proc.wait(30)
