@@ -272,9 +272,9 @@ class Settings(ClientSettings):
     max_in_flight_records_per_account: int | None = Field(
         None,
         ge=1,
-        description="Each CleverTap account's share of MAX_IN_FLIGHT_RECORDS: above it the account's "
-        "new records are deferred (re-read from Kafka later) while other accounts flow; unset: half "
-        "of MAX_IN_FLIGHT_RECORDS.",
+        description="Each CleverTap account's share of MAX_IN_FLIGHT_RECORDS: an account still at it "
+        "after 1 s has its new records deferred (read again from Kafka later) while other accounts "
+        "flow; unset: half of MAX_IN_FLIGHT_RECORDS.",
     )
     max_in_flight_bytes_per_account: int | None = Field(
         None,

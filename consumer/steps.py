@@ -648,7 +648,7 @@ class Process:
             return
         account = route.target.account_id
         budget = self.budgets.get(account) or self._budget(account)
-        if budget.blocked and self._defer(entry, budget):
+        if (budget.deferring or budget.waiting) and self._defer(entry, budget):  # Budget.blocked, inline
             return
         try:
             result = route.transform(message, route.config)
