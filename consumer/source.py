@@ -34,6 +34,9 @@ def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.commit": True,
         "enable.auto.offset.store": False,
+        # The pipeline commits (with offset maps) every COMMIT_INTERVAL_MS itself; librdkafka's
+        # auto-commit of the same stored offsets is the backstop on revocation and close, and
+        # on the same period finds nothing new to send.
         "auto.commit.interval.ms": s.commit_interval_ms,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": s.kafka_session_timeout_ms,
@@ -271,6 +274,25 @@ class Source:
 
     def is_held(self, tp: TopicPartitionKey) -> bool:
         return tp in self._held
+
+    def release(self, tp: TopicPartitionKey) -> None:
+        """End a hold now (the tracked-offsets cap): reading goes on from the hold's offset."""
+        if self._held.pop(tp, None) is not None and not self.paused and tp in self.assignment:
+            self._consumer.resume([TopicPartition(*tp)])
+
+    def rewind(self, tp: TopicPartitionKey, offset: int) -> bool:
+        """Read `tp` again from `offset` (deferred messages of an account that has room again);
+        what was handled already is skipped by the caller. False if the client refused (the
+        partition is not being fetched yet): the caller tries again later."""
+        if tp not in self.assignment:
+            return False
+        try:
+            self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        except KafkaException as exc:
+            log.debug("rewind skipped", extra={"error": str(exc)})
+            return False
+        metrics.rewinds.inc()
+        return True
 
     def has_holds(self) -> bool:
         """Some partition waits to be re-read (a replay is not complete while one does)."""

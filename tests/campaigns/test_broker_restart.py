@@ -3,8 +3,14 @@
 The test gets a broker of its own (dev/kafka_local.py, like the session's), so stopping it
 cannot disturb any other test's topics or groups. The service keeps running while the broker
 is away (no exit, no crash loop), and once it is back everything is finished: every event id
-delivered or in the DLQ, every offset committed. Duplicates are counted and printed (a commit
-that could not reach the broker is redone, so some records may be sent again).
+delivered or in the DLQ, every offset committed. Duplicates are counted and printed.
+
+The broker is away longer than the group session (the bed's KAFKA_SESSION_TIMEOUT_MS, 6 s;
+a restart takes 8 s plus the JVM's start), so librdkafka gives the partitions up as *lost* and
+the service re-reads from the last commit that reached the broker: what it delivered since is
+sent again (README, "Delivery guarantees"): 0 to 3,000 of the 8,000 events in our runs,
+depending on what finished between the last good commit and the loss. With the default 45 s
+session the same restart loses no partition and duplicated nothing (measured once: 0 of 8,000).
 """
 
 from __future__ import annotations
@@ -76,9 +82,21 @@ def test_a_broker_restart_mid_run_loses_nothing_and_the_service_rides_it_out(res
     bed.wait_committed_to_end(timeout=180)
     result = books(bed, EVENTS)
     assert service.running, f"the service rode out the restart:\n{service.log_tail()}"
+    rebalances = {
+        event: int(service.metric_sum("clevertap_consumer_rebalances_total", event=event))
+        for event in ("assigned", "revoked", "lost")
+    }
+    failed_commits = int(service.metric_sum("clevertap_consumer_offset_commits_total", outcome="failure"))
     exit_status = service.terminate()
     print(
-        result.summary("broker_restart", down_s=DOWN_S, delivered_at_stop=at_stop, restarts=1, partitions=4)
+        result.summary(
+            "broker_restart",
+            down_s=DOWN_S,
+            delivered_at_stop=at_stop,
+            partitions=4,
+            rebalances=rebalances,
+            failed_commits=failed_commits,
+        )
     )
     assert result.lost == [], result.lost[:20]
     assert exit_status == 0, service.log_tail()

@@ -24,13 +24,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(400)]
 
 DESTINATIONS = 4
 PARTITIONS = 6
-CHUNK = 3000  # produced at each step of the storm: 5 chunks
+CHUNK = 3000  # produced at each step of the storm: 4 chunks
 # Slow, narrow delivery keeps a backlog in Kafka, so every rebalance moves partitions with work.
 SLOW = {
     "LOG_LEVEL": "WARNING",
-    "MAX_IN_FLIGHT_RECORDS": "400",
-    "BATCH_MAX_RECORDS": "50",
-    "CLEVERTAP_MAX_IN_FLIGHT": "2",
+    "MAX_IN_FLIGHT_RECORDS": "200",
+    "BATCH_MAX_RECORDS": "10",
+    "CLEVERTAP_MAX_IN_FLIGHT": "1",
 }
 
 
@@ -60,7 +60,7 @@ def _owns_partitions(members: list[ServiceProcess]) -> Callable[[], bool]:
 
 def test_a_rebalance_storm_with_sigterm_and_kill9_loses_nothing(storm_bed: Bed) -> None:
     bed = storm_bed
-    bed.fake.set_faults(latency_ms=20)
+    bed.fake.set_faults(latency_ms=100)  # ≤ 100 records/s per account and member
     produced = 0
 
     def produce_chunk() -> None:
@@ -86,31 +86,36 @@ def test_a_rebalance_storm_with_sigterm_and_kill9_loses_nothing(storm_bed: Bed) 
 
     sigterm_exits: list[int] = []
     kills = 0
+    backlog_at_stops: list[int] = []  # records produced but not committed when members left
+    delivered_by_leavers: list[int] = []
+
+    def busy_then_stop(kill9: ServiceProcess, sigterm: ServiceProcess) -> None:
+        """Fresh events arrive, members are working on them, and then two of them leave."""
+        nonlocal kills
+        before = len(delivered_ids(bed.fake))
+        produce_chunk()
+        progress(before + 100)
+        for s in (kill9, sigterm):
+            delivered_by_leavers.append(int(s.metric_sum("clevertap_consumer_records_delivered_total")))
+        backlog_at_stops.append(bed.end_total() - bed.committed_total())
+        kill9.kill()
+        kills += 1
+        sigterm_exits.append(sigterm.terminate())
 
     produce_chunk()
     [a] = join(1)
-    progress(CHUNK // 3)
+    progress(100)
     # 1 → 3
     b, c = join(2)
-    produce_chunk()
     wait_for(_owns_partitions([a, b, c]), 90, describe([a, b, c]))
-    progress(produced // 2)
-    # 3 → 1: kill -9 the first member, SIGTERM the second
-    a.kill()
-    kills += 1
-    sigterm_exits.append(b.terminate())
-    produce_chunk()
+    # 3 → 1: kill -9 one member, SIGTERM another, while they work
+    busy_then_stop(a, b)
     wait_for(_owns_partitions([c]), 90, describe([c]))
-    progress(produced * 2 // 3)
     # 1 → 3 again
     d, e = join(2)
-    produce_chunk()
     wait_for(_owns_partitions([c, d, e]), 90, describe([c, d, e]))
-    progress(produced * 2 // 3)
-    # 3 → 1: SIGTERM one, kill -9 the other, while the survivor works
-    sigterm_exits.append(c.terminate())
-    d.kill()
-    kills += 1
+    # 3 → 1 again, the other way round; more events arrive during the rebalance
+    busy_then_stop(d, c)
     produce_chunk()
     wait_for(_owns_partitions([e]), 90, describe([e]))
 
@@ -126,9 +131,14 @@ def test_a_rebalance_storm_with_sigterm_and_kill9_loses_nothing(storm_bed: Bed) 
             sigterms=len(sigterm_exits),
             kill9s=kills,
             partitions=PARTITIONS,
+            backlog_at_stops=backlog_at_stops,
         )
     )
     assert result.lost == [], result.lost[:20]
+    assert all(n > 0 for n in delivered_by_leavers), (
+        f"every member that left was working: {delivered_by_leavers}"
+    )
+    assert all(n > 0 for n in backlog_at_stops), "members left while events were still flowing"
     assert sigterm_exits == [0, 0], "a SIGTERMed member drains and exits 0, rebalance or not"
     assert last_exit == 0, e.log_tail()
     # A kill -9 can only redeliver what that member had in flight or not yet committed: far less
