@@ -272,9 +272,9 @@ class Settings(ClientSettings):
     max_in_flight_records_per_account: int | None = Field(
         None,
         ge=1,
-        description="Each CleverTap account's share of MAX_IN_FLIGHT_RECORDS: above it the account's "
-        "new records are deferred (re-read from Kafka later) while other accounts flow; unset: half "
-        "of MAX_IN_FLIGHT_RECORDS.",
+        description="Each CleverTap account's share of MAX_IN_FLIGHT_RECORDS: an account still at it "
+        "after 1 s has its new records deferred (read again from Kafka later) while other accounts "
+        "flow; unset: half of MAX_IN_FLIGHT_RECORDS.",
     )
     max_in_flight_bytes_per_account: int | None = Field(
         None,
@@ -287,7 +287,13 @@ class Settings(ClientSettings):
         description="Pause a partition while this many of its offsets wait above its committed "
         "offset (deferred, or done behind a stuck record): bounds memory if an account never recovers.",
     )
-    commit_interval_ms: int = Field(2000, ge=100, description="How often finished offsets are committed.")
+    commit_interval_ms: int = Field(
+        100,
+        ge=10,
+        le=60_000,
+        description="How often finished offsets (with their offset maps) are committed; a kill -9 "
+        "repeats what finished in the last interval.",
+    )
     drain_timeout_seconds: float = Field(
         20.0,
         gt=0,
