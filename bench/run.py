@@ -254,7 +254,11 @@ def rows_e2e(r: dict[str, Any], label: str, one: dict[str, Any] | None = None) -
             f"{_n(1e6 / cpu if cpu else None)} events/CPU-s",
             "1 s ÷ CPU per event: what one fully used core sustains",
         ),
-        (f"end to end, {label}: peak RSS", f"{_n(r['peak_rss_mib'])} MiB", "VmHWM of the service"),
+        (
+            f"end to end, {label}: peak RSS",
+            f"{_n(r['peak_rss_mib'])} MiB",
+            "VmHWM, summed over the service's processes",
+        ),
     ]
     if one is not None and "unavailable" not in one and one["service_events_per_s"]:
         rows[0] = (
