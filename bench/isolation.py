@@ -1,16 +1,27 @@
-"""Isolation benchmark: does one sick CleverTap account slow a healthy one in the same partitions?
+"""Isolation benchmark (issue 13): does one sick CleverTap account slow a healthy one that shares
+its partitions?
 
-Three runs, each a fresh topic and service process, real Kafka, the fake CleverTap on loopback:
-  * solo:    only the healthy destination's events;
-  * 401:     the same healthy events interleaved 1:1 with a second destination whose account
-             answers 401 (its breaker opens; default onAuthFailure: dead_letter);
-  * both healthy: the same two destinations, both accounts fine (the like-for-like baseline:
-             the second destination's events cost decode/transform CPU whatever its account does);
-  * stalled: the second account never answers (every request runs into the client timeout).
-Prints the healthy account's delivery rate in each (records/s from its first to its last
-accepted record), the ratio to solo (target ≥ 0.8), and the service's peak RSS.
+Every run is a fresh topic (6 partitions), a fresh service process and the fake CleverTap on
+loopback. The service starts first; then a steady stream is produced at `--rate` healthy events
+per second (and as many for the second destination, interleaved, same users, so the same
+partitions) until `--events` healthy events are out. Measured: the healthy account's throughput,
+its records delivered ÷ the time from the first produced event to its last delivered record
+(alone, that is the offered rate minus the tail of the last batch), and the service's peak RSS.
+Runs:
 
-    python bench/isolation.py [--events 20000] [--timeout 5]
+  * solo:          only the healthy destination's events;
+  * both healthy:  the second destination's account healthy too (the like-for-like CPU baseline:
+                   its events cost decode/transform/delivery whatever its account does);
+  * 401 dead_letter: the second account answers 401 (breaker open, records to the DLQ);
+  * 401 hold:      the same with `onAuthFailure: hold` (records held within the account's
+                   in-flight budget, the rest deferred);
+  * stalled:       the second account never answers (requests run into the client timeout
+                   and are retried; nothing of it finishes during the run).
+
+Prints each run's healthy rate and its ratio to solo (target ≥ 0.80), peak RSS, and what became
+of the sick account's records (deferred at most, dead-lettered, partition rewinds).
+
+    .venv/bin/python bench/isolation.py [--events 20000] [--rate 500] [--timeout 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +51,8 @@ from dev import kafka_local  # noqa: E402
 from dev.demo import start_fake, total  # noqa: E402
 
 HEALTHY, SICK = "ISO-HEALTHY", "ISO-SICK"
+PARTITIONS = 6
+RUNS = ("solo", "both healthy", "401 dead_letter", "401 hold", "stalled")
 
 
 def events(n: int, with_sick: bool) -> list[dict[str, Any]]:
@@ -59,25 +73,22 @@ def events(n: int, with_sick: bool) -> list[dict[str, Any]]:
     return out
 
 
-def one_run(bootstrap: str, n: int, sick: str | None, timeout_s: float) -> tuple[float, float]:
+def one_run(bootstrap: str, run: str, n: int, rate: float, timeout_s: float) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="bench-iso-"))
     topic = f"iso-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for name, parts in ((topic, 6), (f"{topic}-dlq", 1)):
+    for name, parts in ((topic, PARTITIONS), (f"{topic}-dlq", 1)):
         admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1)])[name].result(30)
-    produce(bootstrap, topic, events(n, sick is not None))
-    dests = {
-        "destinations": [
-            {"id": "dest-healthy", "accountId": HEALTHY, "passcode": "p-healthy"},
-            {"id": "dest-sick", "accountId": SICK, "passcode": "p-sick"},
-        ]
-    }
+    sick: dict[str, Any] = {"id": "dest-sick", "accountId": SICK, "passcode": "p-sick"}
+    if run == "401 hold":
+        sick["onAuthFailure"] = "hold"
+    dests = {"destinations": [{"id": "dest-healthy", "accountId": HEALTHY, "passcode": "p-healthy"}, sick]}
     (work / "destinations.json").write_bytes(orjson.dumps(dests))
     fake, fake_url = start_fake()
     control = httpx.Client(base_url=fake_url, trust_env=False, timeout=10)
-    if sick == "401":
+    if run.startswith("401"):
         control.post("/_fake/faults", json={"account": SICK, "refuse": True}).raise_for_status()
-    elif sick == "stalled":
+    elif run == "stalled":
         control.post("/_fake/faults", json={"account": SICK, "timeout_rate": 1.0}).raise_for_status()
     env = {
         **os.environ,
@@ -94,24 +105,49 @@ def one_run(bootstrap: str, n: int, sick: str | None, timeout_s: float) -> tuple
         "LOG_LEVEL": "WARNING",
     }
     service = Service(env, work / "service.log")
-    first = last = 0.0
-    deadline = time.monotonic() + 600
     try:
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while True:  # measure from a running member with its partitions, not from start-up
             try:
-                done = total(service.metrics(), "clevertap_consumer_records_delivered_total", account=HEALTHY)
+                if total(service.metrics(), "clevertap_consumer_assigned_partitions") >= PARTITIONS:
+                    break
             except httpx.HTTPError:
-                done = 0
+                pass
+            if time.monotonic() > deadline or service.proc.poll() is not None:
+                raise SystemExit(f"{run}: the service did not get its partitions (see {work}/service.log)")
+            time.sleep(0.2)
+        stream = events(n, run != "solo")
+        producer = threading.Thread(
+            target=produce, args=(bootstrap, topic, stream, rate * len(stream) / n), daemon=True
+        )
+        start = time.perf_counter()
+        producer.start()
+        deferred_peak = 0.0
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                samples = service.metrics()
+            except httpx.HTTPError:
+                samples = {}
             now = time.perf_counter()
-            if done and not first:
-                first = now
+            done = total(samples, "clevertap_consumer_records_delivered_total", account=HEALTHY)
+            deferred_peak = max(
+                deferred_peak, total(samples, "clevertap_consumer_account_deferred_records", account=SICK)
+            )
             if done >= n:
-                last = now
                 break
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"{sick}: the healthy account did not finish within 600 s")
-        return n / (last - first), rss_peak_mb(service.proc.pid)
+            if time.monotonic() > deadline or service.proc.poll() is not None:
+                raise SystemExit(f"{run}: the healthy account did not finish within 600 s (see {work})")
+            time.sleep(0.2)
+        producer.join()
+        return {
+            "healthy_records_per_s": n / (now - start),
+            "peak_rss_mib": rss_peak_mb(service.proc.pid),
+            "sick_delivered": total(samples, "clevertap_consumer_records_delivered_total", account=SICK),
+            "sick_dead_lettered": total(samples, "clevertap_consumer_dlq_records_total"),
+            "sick_deferred_peak": deferred_peak,
+            "rewinds": total(samples, "clevertap_consumer_partition_rewinds_total"),
+        }
     finally:
         service.proc.kill()
         service.proc.wait(30)
@@ -124,23 +160,40 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=20_000, help="healthy events per run")
+    parser.add_argument("--rate", type=float, default=500.0, help="healthy events produced per second")
     parser.add_argument("--timeout", type=float, default=5.0, help="CLEVERTAP_TIMEOUT_SECONDS (stalled run)")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
     args = parser.parse_args()
     bootstrap = kafka_local.up()
-    solo, solo_rss = one_run(bootstrap, args.events, None, args.timeout)
-    print(f"solo:    healthy {solo:,.0f} records/s, peak RSS {solo_rss:.0f} MiB")
-    # The same volume with the second account healthy: the CPU the second destination's events
-    # cost (decode, transform, batch) whatever its account does, for a like-for-like ratio.
-    both, both_rss = one_run(bootstrap, args.events, "healthy", args.timeout)
     print(
-        f"both healthy: healthy {both:,.0f} records/s = {both / solo:.2f} of solo, peak RSS {both_rss:.0f} MiB"
+        f"{args.events:,} healthy events per run at {args.rate:,.0f}/s (and as many for the second "
+        f"destination, same partitions); {PARTITIONS} partitions"
     )
-    for sick in ("401", "stalled"):
-        rate, rss = one_run(bootstrap, args.events, sick, args.timeout)
+    results: dict[str, Any] = {"events": args.events, "rate": args.rate}
+    solo = 0.0
+    for run in RUNS:
+        r = one_run(bootstrap, run, args.events, args.rate, args.timeout)
+        rate = r["healthy_records_per_s"]
+        solo = solo or rate
+        key = run.replace(" ", "_")
+        results[f"{key}_healthy_per_s"] = rate
+        results[f"{key}_ratio"] = rate / solo
+        results[f"{key}_peak_rss_mib"] = r["peak_rss_mib"]
+        extra = ""
+        if run not in ("solo", "both healthy"):
+            extra = (
+                f"; sick account: {r['sick_delivered']:,.0f} delivered, {r['sick_dead_lettered']:,.0f} "
+                f"dead-lettered, ≤ {r['sick_deferred_peak']:,.0f} deferred at once, "
+                f"{r['rewinds']:,.0f} rewinds"
+            )
+            results[f"{key}_sick_deferred_peak"] = r["sick_deferred_peak"]
         print(
-            f"{sick + ':':8} healthy {rate:,.0f} records/s = {rate / solo:.2f} of solo (target ≥ 0.80), "
-            f"{rate / both:.2f} of both-healthy, peak RSS {rss:.0f} MiB"
+            f"{run + ':':17} healthy {rate:,.0f} records/s = {rate / solo:.2f} of solo, "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB{extra}",
+            flush=True,
         )
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

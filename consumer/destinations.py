@@ -409,12 +409,64 @@ def read_destinations_data(path: Path) -> Any:
 def parse_yaml_text(text: str, source: str) -> Any:
     """YAML (or JSON) text → data; the error gives line, column and what is wrong, never the
     text around it (that line may hold an inline passcode)."""
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded = _expanded_size(node)
+        if expanded > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                f"{source}: its YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values"
+                " (an alias bomb?); write the values out or use fewer aliases"
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid JSON or YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to be a destinations file") from None
+    finally:
+        loader.dispose()
+
+
+#: How many values a destinations file may hold once its YAML aliases are expanded. A "billion
+#: laughs" file (aliases of aliases) is a few hundred bytes that expand to billions of values:
+#: PyYAML builds it as shared objects, but validating, logging or printing it walks every copy.
+#: A real file with thousands of destinations stays far below this.
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has with every alias written out (capped just above the
+    limit), counted without expanding: each distinct node once, iteratively (an alias graph can
+    be deep). A node that contains itself counts as too many."""
+    too_many = MAX_EXPANDED_NODES + 1
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = _children(node)
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(too_many, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            return too_many  # an alias to an enclosing node: infinitely deep
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -286,6 +286,24 @@ in_flight_bytes = Gauge(
     "Bytes of Kafka records read but not yet finished.",
     multiprocess_mode="livesum",
 )
+rewinds = Counter(
+    f"{PREFIX}_partition_rewinds_total",
+    "Times a partition was read again from an earlier offset to process messages deferred for "
+    "an account that has room again.",
+)
+account_in_flight_records = Gauge(
+    f"{PREFIX}_account_in_flight_records",
+    "Kafka records in flight per CleverTap account (its budget: MAX_IN_FLIGHT_RECORDS_PER_ACCOUNT).",
+    ["account"],
+    multiprocess_mode="livesum",
+)
+account_deferred_records = Gauge(
+    f"{PREFIX}_account_deferred_records",
+    "Kafka records deferred because their account's in-flight budget is full: re-read from Kafka "
+    "once it has room, while other accounts' records in the same partitions flow.",
+    ["account"],
+    multiprocess_mode="livesum",
+)
 records_finished = Counter(
     f"{PREFIX}_records_finished_total",
     "Kafka records finished, so their offset may be committed: every CleverTap record made from it "
@@ -408,6 +426,8 @@ def initialise(
     initialise_series(batches_sent, account=accounts, outcome=BATCH_OUTCOMES)
     initialise_series(upload_responses, account=accounts, code=UPLOAD_CODES)
     initialise_series(in_flight_requests, account=accounts)
+    initialise_series(account_in_flight_records, account=accounts)
+    initialise_series(account_deferred_records, account=accounts)
     initialise_series(auth_breaker_open, account=accounts)
     initialise_series(config_reloads, outcome=RELOAD_OUTCOMES)
     config_last_reload_successful.set(1)

@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from . import metrics
 from .destinations import ConfigError, DestinationsFile
 from .health import Health, HealthServer, serve
@@ -33,6 +35,33 @@ class Observability:
         self.server.close()
 
 
+def destination_secrets(
+    destinations: DestinationsFile, environ: Mapping[str, str] = os.environ
+) -> list[SecretStr]:
+    """Every secret the destinations file names (passcodes, account tokens), each checked to be
+    long enough to redact. Start-up and a reload both call this before registering them: a
+    short passcode arriving by reload would otherwise be used, and the log could not hide it.
+    Raises ConfigError naming the destination and the key."""
+    found: list[SecretStr] = []
+    for destination in destinations.destinations:
+        passcode = destination.resolve_passcode(environ)
+        partner = destination.attribution_partner
+        partner_token = None if partner is None else partner.account_token
+        for name, secret in (
+            ("passcode", passcode),
+            ("accountToken", destination.account_token),
+            ("attributionPartner.accountToken", partner_token),
+        ):
+            if secret is None:
+                continue
+            try:
+                check_secret(secret.get_secret_value())
+            except ValueError as exc:
+                raise ConfigError(f"destination {destination.id!r}: {name} is {exc}") from None
+            found.append(secret)
+    return found
+
+
 def start(
     settings: Settings,
     destinations: DestinationsFile,
@@ -52,22 +81,7 @@ def start(
     """
     configure_logging(settings.log_level, settings.log_format)
     register_settings_secrets(settings)
-    for destination in destinations.destinations:
-        passcode = destination.resolve_passcode(environ)
-        partner = destination.attribution_partner
-        partner_token = None if partner is None else partner.account_token
-        for name, secret in (
-            ("passcode", passcode),
-            ("accountToken", destination.account_token),
-            ("attributionPartner.accountToken", partner_token),
-        ):
-            if secret is None:
-                continue
-            try:
-                check_secret(secret.get_secret_value())
-            except ValueError as exc:
-                raise ConfigError(f"destination {destination.id!r}: {name} is {exc}") from None
-        register_secret(passcode, destination.account_token, partner_token)
+    register_secret(*destination_secrets(destinations, environ))
 
     metrics.initialise(
         topics=settings.kafka_topics,

@@ -10,11 +10,54 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Final
 
 from . import offset_map
 from .contracts import CommitPoint, Failure, Headers, Origin, TopicPartitionKey
 
-__all__ = ["CommitPoint", "Entry", "Headers", "OffsetTracker", "TopicPartitionKey"]
+__all__ = ["SEEN", "Budget", "CommitPoint", "Entry", "Headers", "OffsetTracker", "TopicPartitionKey"]
+
+#: `OffsetTracker.seen`: this owner read the offset before (done or in flight): skip it.
+SEEN: Final = "seen"
+#: `OffsetTracker.seen`: the partition's previous owner finished it (its offset map).
+PREVIOUS_OWNER: Final = "previous_owner"
+_NO_HEADERS: Headers = []  # what a finished or deferred entry keeps of its headers (never mutated)
+
+
+@dataclass(eq=False, slots=True)
+class Budget:
+    """One CleverTap account's share of the in-flight bound (issue 13).
+
+    `records`/`bytes` count this account's messages in flight (charged when their records are
+    batched, released when they finish). `full` is set when either reaches its maximum and
+    cleared once both fell to half. A full account first pauses consumption briefly, like the
+    overall bound (a busy but healthy account drains fast, and reading ahead of it would only
+    waste work); if it stays full (`deferring`: hung, throttled, held), its new messages are
+    *deferred* instead, a placeholder in the tracker with no payload, so the partitions it
+    shares with other accounts keep flowing. `slow` remembers that the last full spell was long,
+    so the next one defers at once. `waiting` holds, per partition, the offsets deferred for
+    this account in order; while a partition has any, the account's later messages there are
+    deferred too, so a message never overtakes an earlier one of the same account.
+    """
+
+    account: str
+    max_records: int
+    max_bytes: int
+    records: int = 0
+    bytes: int = 0
+    full: bool = False
+    deferring: bool = False
+    slow: bool = False
+    filled_at: float = 0.0
+    waiting: dict[TopicPartitionKey, deque[int]] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        """Deferring, or messages of the account wait somewhere: routed messages take the slow path."""
+        return self.deferring or bool(self.waiting)
+
+    def deferred(self) -> int:
+        return sum(len(q) for q in self.waiting.values())
 
 
 @dataclass(eq=False, slots=True)
@@ -39,6 +82,10 @@ class Entry:
     failures: list[Failure] = field(default_factory=list)
     done: bool = False
     dropped: bool = False
+    # The account whose in-flight budget this message is charged to (None: not charged); for a
+    # deferred placeholder, the account it waits for.
+    budget: Budget | None = None
+    deferred: bool = False
 
     @property
     def origin(self) -> Origin:
@@ -57,15 +104,19 @@ class _Partition:
 
     `base` is the offset committed when the partition was assigned, and `skip` the ranges above
     it that the previous owner recorded as done (offset_map) and this owner has not read yet.
+    `high` is one past the highest offset registered: a re-read below it (after a rewind) is
+    either a deferred placeholder (`deferred`, by offset, in offset order) or already handled.
     """
 
-    __slots__ = ("base", "committable", "entries", "skip")
+    __slots__ = ("base", "committable", "deferred", "entries", "high", "skip")
 
     def __init__(self) -> None:
         self.entries: deque[Entry] = deque()
         self.committable: int | None = None
         self.base: int | None = None
         self.skip: deque[offset_map.Range] = deque()
+        self.high = -1
+        self.deferred: dict[int, Entry] = {}
 
     def commit_point(self, limit: int) -> CommitPoint | None:
         """The offset to commit and the map of what is done above it (None: nothing known)."""
@@ -109,6 +160,7 @@ class OffsetTracker:
         self._dirty: set[TopicPartitionKey] = set()
         self.in_flight_records = 0
         self.in_flight_bytes = 0
+        self.deferred_records = 0
 
     def restore(self, tp: TopicPartitionKey, committed: int, metadata: str | None) -> int:
         """A newly assigned partition: its committed offset and the offset map committed with it.
@@ -131,6 +183,65 @@ class OffsetTracker:
             skip.popleft()
         return bool(skip) and skip[0][0] <= offset
 
+    def seen(self, tp: TopicPartitionKey, offset: int) -> Entry | str | None:
+        """What to do with a consumed offset, in one lookup: None, a new offset (process it);
+        SEEN, read before by this owner (a re-read after a rewind: skip it); PREVIOUS_OWNER,
+        finished by the previous owner (register and finish it at once); or the deferred
+        placeholder Entry registered for it (process it now if its account has room)."""
+        part = self._partitions.get(tp)
+        if part is None:
+            return None
+        if offset < part.high:
+            return part.deferred.get(offset, SEEN)
+        if part.skip:
+            skip = part.skip
+            while skip and skip[0][1] <= offset:
+                skip.popleft()
+            if skip and skip[0][0] <= offset:
+                return PREVIOUS_OWNER
+        return None
+
+    def next_offset(self, tp: TopicPartitionKey) -> int | None:
+        """One past the highest offset registered in `tp` (None: nothing registered)."""
+        part = self._partitions.get(tp)
+        return part.high if part is not None and part.high >= 0 else None
+
+    def tracked(self, tp: TopicPartitionKey) -> int:
+        """Offsets of `tp` held above its watermark (in flight, deferred, or done behind one)."""
+        part = self._partitions.get(tp)
+        return len(part.entries) if part is not None else 0
+
+    def over(self, limit: int) -> list[TopicPartitionKey]:
+        """Partitions holding at least `limit` offsets above their watermark."""
+        return [tp for tp, p in self._partitions.items() if len(p.entries) >= limit]
+
+    def defer(self, entry: Entry, budget: Budget) -> None:
+        """A registered, unfinished entry becomes a placeholder waiting for `budget`'s account:
+        its payload is let go (it is read again from Kafka), it no longer counts as in flight,
+        and the watermark cannot pass it."""
+        self.in_flight_records -= 1
+        self.in_flight_bytes -= entry.size
+        entry.value = entry.key = None
+        entry.headers = _NO_HEADERS
+        entry.deferred = True
+        entry.budget = budget
+        part = self._partitions[(entry.topic, entry.partition)]
+        part.deferred[entry.offset] = entry
+        self.deferred_records += 1
+
+    def undefer(
+        self, entry: Entry, key: bytes | None, value: bytes | None, headers: Headers, timestamp_ms: int | None
+    ) -> None:
+        """A placeholder read again: it is an in-flight message once more, with its payload."""
+        part = self._partitions[(entry.topic, entry.partition)]
+        del part.deferred[entry.offset]
+        self.deferred_records -= 1
+        entry.key, entry.value, entry.headers, entry.timestamp_ms = key, value, headers, timestamp_ms
+        entry.deferred = False
+        entry.budget = None
+        self.in_flight_records += 1
+        self.in_flight_bytes += entry.size
+
     def register(self, entry: Entry) -> None:
         tp = (entry.topic, entry.partition)
         part = self._partitions.get(tp)
@@ -142,6 +253,7 @@ class OffsetTracker:
             # while that very first record is still in flight.
             part.base = entry.offset
         part.entries.append(entry)
+        part.high = entry.offset + 1
         self.in_flight_records += 1
         self.in_flight_bytes += entry.size
 
@@ -150,8 +262,17 @@ class OffsetTracker:
         if entry.done or entry.dropped:
             return
         entry.done = True
+        size = entry.size
         self.in_flight_records -= 1
-        self.in_flight_bytes -= entry.size
+        self.in_flight_bytes -= size
+        budget = entry.budget
+        if budget is not None:
+            budget.records -= 1
+            budget.bytes -= size
+        # Nothing reads a finished message's payload again (its DLQ copy is written): a done
+        # entry waiting behind a stuck watermark keeps only its offset's worth of memory.
+        entry.value = entry.key = None
+        entry.headers = _NO_HEADERS
         tp = (entry.topic, entry.partition)
         part = self._partitions.get(tp)
         if part is not None:
@@ -205,11 +326,18 @@ class OffsetTracker:
                 out[tp] = part.committable
         return out
 
-    def pending(self, partitions: set[TopicPartitionKey] | None = None) -> int:
-        """Unfinished messages, in all partitions or in the given ones."""
-        return sum(
-            len(p.entries) for tp, p in self._partitions.items() if partitions is None or tp in partitions
-        )
+    def pending(self, partitions: set[TopicPartitionKey] | None = None, *, deferred: bool = True) -> int:
+        """Messages above the watermark (0: everything read is done), in all partitions or in
+        the given ones. `deferred=False`: only those being processed, leaving out deferred
+        placeholders (nothing to wait for: they are not being processed)."""
+        total = 0
+        for tp, p in self._partitions.items():
+            if partitions is None or tp in partitions:
+                if deferred or not p.deferred:
+                    total += len(p.entries)
+                else:
+                    total += sum(1 for e in p.entries if not e.done and not e.deferred)
+        return total
 
     def drop(self, partitions: set[TopicPartitionKey]) -> int:
         """Forget partitions we no longer own; returns how many unfinished messages were let go."""
@@ -221,9 +349,18 @@ class OffsetTracker:
             if part is None:
                 continue
             for entry in part.entries:
-                if not entry.done:
-                    entry.dropped = True
-                    released += 1
-                    self.in_flight_records -= 1
-                    self.in_flight_bytes -= entry.size
+                if entry.done:
+                    continue
+                entry.dropped = True
+                released += 1
+                if entry.deferred:
+                    self.deferred_records -= 1
+                    continue
+                size = entry.size
+                self.in_flight_records -= 1
+                self.in_flight_bytes -= size
+                budget = entry.budget
+                if budget is not None:
+                    budget.records -= 1
+                    budget.bytes -= size
         return released

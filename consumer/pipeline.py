@@ -82,6 +82,9 @@ class PipelineOptions:
     batch_linger_s: float = 0.2
     max_in_flight_records: int = 20_000
     max_in_flight_bytes: int = 64 * 1024 * 1024
+    max_in_flight_records_per_account: int | None = None  # None: half of max_in_flight_records
+    max_in_flight_bytes_per_account: int | None = None
+    max_tracked_per_partition: int = 20_000
     drain_timeout_s: float = 20.0
     revoke_timeout_s: float = 10.0
     poll_records: int = 1000
@@ -99,6 +102,9 @@ class PipelineOptions:
             batch_linger_s=s.batch_linger_ms / 1000,
             max_in_flight_records=s.max_in_flight_records,
             max_in_flight_bytes=s.max_in_flight_bytes,
+            max_in_flight_records_per_account=s.max_in_flight_records_per_account,
+            max_in_flight_bytes_per_account=s.max_in_flight_bytes_per_account,
+            max_tracked_per_partition=s.max_tracked_offsets_per_partition,
             drain_timeout_s=s.drain_timeout_seconds,
             revoke_timeout_s=s.revoke_timeout_seconds,
         )
@@ -157,6 +163,9 @@ class Pipeline(RebalanceListener):
             next_step=self._deliver,
             max_in_flight_records=options.max_in_flight_records,
             max_in_flight_bytes=options.max_in_flight_bytes,
+            max_in_flight_records_per_account=options.max_in_flight_records_per_account,
+            max_in_flight_bytes_per_account=options.max_in_flight_bytes_per_account,
+            max_tracked_per_partition=options.max_tracked_per_partition,
             only_destinations=options.only_destinations,
             clock=clock,
         )
@@ -232,10 +241,10 @@ class Pipeline(RebalanceListener):
     def _offer(self, messages: list[Message]) -> None:
         try:
             self._process.submit(messages)
-        except MessageRejected:  # backpressure: keep them, stop fetching, offer them next turn
+        except MessageRejected as exc:  # backpressure: keep them, stop fetching, offer them next turn
             if self._carried is None:
-                self._carried = messages
                 self._source.pause_all()
+            self._carried = messages if exc.rest is None else exc.rest  # what was not taken
             return
         if self._carried is not None:
             self._carried = None
@@ -259,7 +268,7 @@ class Pipeline(RebalanceListener):
         self._process.flush()
         tracker = self._ledger.tracker
         deadline = self._clock() + self.options.revoke_timeout_s
-        while tracker.pending(partitions) and self._clock() < deadline:
+        while tracker.pending(partitions, deferred=False) and self._clock() < deadline:
             self._deliver.drain()
             time.sleep(0.005)
         self._commit_step.commit(partitions)  # with the offset maps; nothing left to store
@@ -282,6 +291,7 @@ class Pipeline(RebalanceListener):
             self._carried = [
                 m for m in self._carried if (m.topic() or "", m.partition() or 0) not in partitions
             ]
+        self._process.forget(partitions)
         self._ledger.forget(partitions)
 
     def assignment_changed(self, partitions: int) -> None:

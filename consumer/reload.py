@@ -7,7 +7,8 @@ inotify on the path would miss it. A watcher thread therefore reads the file and
 files it names every second and compares a content hash (the files are small; a touch without a
 change reloads nothing).
 
-A changed file is validated exactly as at start-up (every passcode read) before anything
+A changed file is validated exactly as at start-up (every passcode read, and refused when too
+short to redact from logs) before anything
 changes; then the router's table is swapped in one assignment. New destinations route at once;
 a removed destination's events become `unknown_destination` dead letters, while batches already
 built for it are delivered with the credentials they were built with; changed credentials and
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from . import logs, metrics
 from .destinations import ConfigError, DestinationsFile, load_destinations, require_subscribed
+from .observability import destination_secrets
 from .route import Route, Router
 from .settings import Settings
 
@@ -123,6 +125,7 @@ class DestinationsReloader:
             require_subscribed(loaded, self._path, self._settings.kafka_topics)
             base_url = self._settings.clevertap_base_url
             fresh = Router.from_destinations(loaded, str(base_url) if base_url else None, self._environ)
+            secrets = destination_secrets(loaded, self._environ)  # too short to redact: refused
         except ConfigError as exc:
             metrics.config_reloads.labels("invalid").inc()
             metrics.config_last_reload_successful.set(0)
@@ -132,8 +135,7 @@ class DestinationsReloader:
                 extra={"trigger": trigger, "reason": "invalid"},
             )
             return False
-        for route in fresh.routes.values():
-            logs.register_secret(route.target.passcode, route.target.account_token)  # before any log
+        logs.register_secret(*secrets)  # before any log
         old = self._router.routes
         old_accounts = {r.target.account_id for r in old.values()}
         metrics.initialise(

@@ -136,7 +136,8 @@ def build(
         )
     client: dict[str, Any] = {**kafka_client_config(settings), "logger": logs.kafka_logger()}
     consumer_conf = {**consumer_config(settings, client), "stats_cb": obs.kafka_stats}
-    deliverer: DeliverSink = Deliverer(DeliveryOptions.from_settings(settings))
+    sender = Deliverer(DeliveryOptions.from_settings(settings))
+    deliverer: DeliverSink = sender
     dead_letters = None
     if dry_run is None:
         ensure_dlq_topic(AdminClient(client), settings)
@@ -168,6 +169,8 @@ def build(
     reloader = None
     if replay is None and dry_run is None:
         reloader = DestinationsReloader(router, destinations, settings)
+        # Held batches (onAuthFailure: hold) are sent again with the reloaded credentials.
+        reloader.on_reload(lambda _loaded: sender.replace_targets(r.target for r in router.routes.values()))
     return pipeline, obs, deliverer, reloader
 
 

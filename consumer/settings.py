@@ -269,6 +269,24 @@ class Settings(ClientSettings):
     max_in_flight_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Pause consumption above this many unfinished message bytes."
     )
+    max_in_flight_records_per_account: int | None = Field(
+        None,
+        ge=1,
+        description="Each CleverTap account's share of MAX_IN_FLIGHT_RECORDS: an account still at it "
+        "after 1 s has its new records deferred (read again from Kafka later) while other accounts "
+        "flow; unset: half of MAX_IN_FLIGHT_RECORDS.",
+    )
+    max_in_flight_bytes_per_account: int | None = Field(
+        None,
+        ge=1024,
+        description="The same per account for MAX_IN_FLIGHT_BYTES; unset: half of it.",
+    )
+    max_tracked_offsets_per_partition: int = Field(
+        20000,
+        ge=100,
+        description="Pause a partition while this many of its offsets wait above its committed "
+        "offset (deferred, or done behind a stuck record): bounds memory if an account never recovers.",
+    )
     commit_interval_ms: int = Field(2000, ge=100, description="How often finished offsets are committed.")
     drain_timeout_seconds: float = Field(
         20.0,
@@ -325,6 +343,20 @@ class Settings(ClientSettings):
     @classmethod
     def _dlq_topic_name(cls, value: str) -> str:
         return check_topic_name(value)
+
+    @model_validator(mode="after")
+    def _budgets_within_the_bound(self) -> Settings:
+        for per_account, bound in (
+            ("max_in_flight_records_per_account", "max_in_flight_records"),
+            ("max_in_flight_bytes_per_account", "max_in_flight_bytes"),
+        ):
+            value = getattr(self, per_account)
+            if value is not None and value > getattr(self, bound):
+                raise ValueError(
+                    f"{per_account.upper()} ({value}) is above {bound.upper()} ({getattr(self, bound)}): "
+                    "an account's budget is a share of the overall bound"
+                )
+        return self
 
     @model_validator(mode="after")
     def _a_request_slot_per_worker(self) -> Settings:

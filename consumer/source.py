@@ -272,6 +272,25 @@ class Source:
     def is_held(self, tp: TopicPartitionKey) -> bool:
         return tp in self._held
 
+    def release(self, tp: TopicPartitionKey) -> None:
+        """End a hold now (the tracked-offsets cap): reading goes on from the hold's offset."""
+        if self._held.pop(tp, None) is not None and not self.paused and tp in self.assignment:
+            self._consumer.resume([TopicPartition(*tp)])
+
+    def rewind(self, tp: TopicPartitionKey, offset: int) -> bool:
+        """Read `tp` again from `offset` (deferred messages of an account that has room again);
+        what was handled already is skipped by the caller. False if the client refused (the
+        partition is not being fetched yet): the caller tries again later."""
+        if tp not in self.assignment:
+            return False
+        try:
+            self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        except KafkaException as exc:
+            log.debug("rewind skipped", extra={"error": str(exc)})
+            return False
+        metrics.rewinds.inc()
+        return True
+
     def has_holds(self) -> bool:
         """Some partition waits to be re-read (a replay is not complete while one does)."""
         return bool(self._held)

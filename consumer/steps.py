@@ -14,9 +14,11 @@ the hot path. All steps run on the poll thread; the deliverer's own thread is be
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -29,7 +31,7 @@ from .codec import DecodeError
 from .consent import withheld
 from .contracts import CommitPoint, Failure, TopicPartitionKey
 from .deliver import BatchResult
-from .offsets import Entry, OffsetTracker
+from .offsets import SEEN, Budget, Entry, OffsetTracker
 from .route import Route, Router
 from .source import message_headers
 from .transform import Accepted, Filtered
@@ -42,10 +44,29 @@ TRANSIENT_DECODE_BACKOFF_S = 5.0
 # Completions are committed (watermark + offset map) this soon: a crash repeats at most what
 # finished in the last tenth of a second, plus what was in flight.
 COMMIT_EVERY_S = 0.1
+# A partition sought back to re-read deferred messages is sought again only if something lower
+# became due, or after this long without the re-read getting past its lowest deferred offset.
+REWIND_RETRY_S = 5.0
+# An account whose in-flight budget is full pauses consumption for at most this long (a busy,
+# healthy account drains in less); one still full after it has its new messages deferred.
+DEFER_AFTER_S = 1.0
 
 
 class MessageRejected(Exception):  # noqa: N818 - arroyo's name, kept for recognition
-    """A step cannot take this input now (arroyo's MessageRejected): keep it, offer it again."""
+    """A step cannot take this input now (arroyo's MessageRejected): keep it, offer it again.
+    `rest`, when set, is the part not taken (the step took the messages before it)."""
+
+    def __init__(self, rest: list[Message] | None = None) -> None:
+        super().__init__()
+        self.rest = rest
+
+
+class _BudgetFull(Exception):  # noqa: N818 - a signal inside Process.submit, never escapes it
+    """An account just filled its budget: stop this consumed batch after `entry`'s message."""
+
+    def __init__(self, entry: Entry) -> None:
+        super().__init__()
+        self.entry = entry
 
 
 class ProcessingStep(Protocol[T_contra]):
@@ -81,11 +102,15 @@ class DeadLetterSink(Protocol):
 
 
 class Holds(Protocol):
-    """The source's per-partition holds (a transient decode failure re-reads a partition later)."""
+    """The source's per-partition holds and re-reads: a transient decode failure re-reads a
+    partition later; a partition with too many offsets tracked is held until released; deferred
+    messages are re-read by seeking their partition back (`rewind`, False if it could not)."""
 
     def hold(self, tp: TopicPartitionKey, offset: int, until: float) -> None: ...
     def is_held(self, tp: TopicPartitionKey) -> bool: ...
     def release_due(self, now: float) -> None: ...
+    def release(self, tp: TopicPartitionKey) -> None: ...
+    def rewind(self, tp: TopicPartitionKey, offset: int) -> bool: ...
 
 
 # --- bookkeeping shared by the steps ------------------------------------------------------------
@@ -294,7 +319,8 @@ class Deliver:
         self.next.poll()
 
     def pending(self) -> bool:
-        return bool(self._ledger.tracker.pending() or self._dlq.pending())
+        """Work that will finish if waited for (deferred placeholders will not: not counted)."""
+        return bool(self._ledger.tracker.pending(deferred=False) or self._dlq.pending())
 
     def join(self, timeout: float) -> None:
         """Close the deliverer within `timeout` (what it could not send stays uncommitted),
@@ -316,6 +342,15 @@ class Process:
 
     Admits messages into the offset tracker; rejects a whole consumed batch (MessageRejected)
     while the in-flight limits are reached, until the in-flight work fell to half of them.
+
+    Each CleverTap account also has its own in-flight budget (`Budget`): a message routed to an
+    account whose budget is full is *deferred* instead (a placeholder without payload in the
+    tracker; the watermark waits for it, what finishes above it still goes into the offset map)
+    so the partitions it shares with healthy accounts keep flowing. Once the account has room
+    again its partitions are sought back to their lowest deferred offset; the re-read skips what
+    was handled already (one lookup per message) and processes the deferred ones, in order. A
+    partition with more than `max_tracked_per_partition` offsets held above its watermark is
+    paused until that falls, so memory stays bounded even if an account never recovers.
     """
 
     def __init__(
@@ -330,6 +365,9 @@ class Process:
         next_step: Deliver,
         max_in_flight_records: int,
         max_in_flight_bytes: int,
+        max_in_flight_records_per_account: int | None = None,
+        max_in_flight_bytes_per_account: int | None = None,
+        max_tracked_per_partition: int = 20_000,
         only_destinations: frozenset[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -342,16 +380,37 @@ class Process:
         self.next = next_step
         self._max_records = max_in_flight_records
         self._max_bytes = max_in_flight_bytes
+        self._account_records = max_in_flight_records_per_account or max(1, max_in_flight_records // 2)
+        self._account_bytes = max_in_flight_bytes_per_account or max(1, max_in_flight_bytes // 2)
+        self._max_tracked = max_tracked_per_partition
         self._only = only_destinations
         self._clock = clock
         self.saturated = False
+        self.budgets: dict[str, Budget] = {}
+        self._full: set[Budget] = set()
+        self._capped: set[TopicPartitionKey] = set()  # held: too many offsets tracked
+        self._sought: dict[TopicPartitionKey, tuple[int, float]] = {}  # last rewind: offset, when
+        self._reread_at: dict[TopicPartitionKey, int] = {}  # how far the re-read since it got
+        self._gauges: dict[str, tuple[Any, Any]] = {}
 
     # -- backpressure ---------------------------------------------------------------------------
 
     def _admit(self) -> None:
+        if self._full and any(not b.deferring for b in self._full):
+            raise MessageRejected  # a full account that may drain soon: wait (see DEFER_AFTER_S)
         t = self._ledger.tracker
         if self.saturated:
-            if t.in_flight_records <= self._max_records // 2 and t.in_flight_bytes <= self._max_bytes // 2:
+            # What deferring accounts hold will not drain soon: resume once the rest fell to half
+            # of what is left of the bound (else one stuck account could keep it paused forever).
+            stuck_records = stuck_bytes = 0
+            for b in self._full:
+                if b.deferring:
+                    stuck_records += b.records
+                    stuck_bytes += b.bytes
+            if (
+                t.in_flight_records - stuck_records <= (self._max_records - stuck_records) // 2
+                and t.in_flight_bytes - stuck_bytes <= (self._max_bytes - stuck_bytes) // 2
+            ):
                 self.saturated = False
                 log.info("resuming consumption", extra={"in_flight_records": t.in_flight_records})
         elif t.in_flight_records >= self._max_records or t.in_flight_bytes >= self._max_bytes:
@@ -360,19 +419,174 @@ class Process:
         if self.saturated:
             raise MessageRejected
 
+    def _budget(self, account: str) -> Budget:
+        budget = self.budgets[account] = Budget(account, self._account_records, self._account_bytes)
+        return budget
+
+    def _filled(self, budget: Budget, now: float, entry: Entry) -> None:
+        budget.full = True
+        budget.filled_at = now
+        self._full.add(budget)
+        if budget.slow:
+            self._deferring(budget)
+        else:
+            raise _BudgetFull(entry)  # pause: the rest of the consumed batch waits (DEFER_AFTER_S)
+
+    def _deferring(self, budget: Budget) -> None:
+        budget.deferring = True
+        log.warning(
+            "account stays at its in-flight budget: its new messages are deferred (read again "
+            "later) while other accounts flow",
+            extra={"account": budget.account, "in_flight_records": budget.records},
+        )
+
+    def _defer(self, entry: Entry, budget: Budget) -> bool:
+        """Defer `entry` if its account is full, or if an earlier message of the account waits
+        in the same partition (order per account); False: process it now."""
+        tp = (entry.topic, entry.partition)
+        queue = budget.waiting.get(tp)
+        offset = entry.offset
+        if not budget.deferring and not (queue and queue[0] < offset):
+            return False
+        self._ledger.tracker.defer(entry, budget)
+        if queue is None:
+            queue = budget.waiting[tp] = deque()
+        if not queue or queue[-1] < offset:
+            queue.append(offset)
+        else:  # a re-read message now routed to another account (reload): keep the order
+            bisect.insort(queue, offset)
+        return True
+
+    def _reread(self, placeholder: Entry, m: Message, now: float) -> None:
+        """A deferred message read again: processed if its account has room, else left waiting
+        (the next rewind reads it again)."""
+        budget = placeholder.budget
+        if budget is None or budget.full:
+            return
+        tp = (placeholder.topic, placeholder.partition)
+        value = m.value()
+        try:
+            message = self._decoder.decode_message(value)
+        except DecodeError as exc:
+            if exc.transient:
+                metrics.decode_holds.labels(exc.reason).inc()
+                self._holds.hold(tp, placeholder.offset, now + TRANSIENT_DECODE_BACKOFF_S)
+                return
+            self._undefer(placeholder, budget, m, value)
+            metrics.decode_failures.labels(exc.reason).inc()
+            self._reject(placeholder, Failure("decode", exc.reason, exc.message))
+            return
+        self._undefer(placeholder, budget, m, value)
+        self._process(placeholder, message, now)
+
+    def _undefer(self, entry: Entry, budget: Budget, m: Message, value: bytes | None) -> None:
+        tp = (entry.topic, entry.partition)
+        queue = budget.waiting[tp]
+        if queue[0] == entry.offset:
+            queue.popleft()
+        else:
+            queue.remove(entry.offset)
+        if not queue:
+            del budget.waiting[tp]
+        _, ts = m.timestamp()
+        self._ledger.tracker.undefer(entry, m.key(), value, message_headers(m), ts if ts > 0 else None)
+
+    def _flow(self, now: float) -> None:
+        """Once per turn: accounts with room again get their deferred messages re-read; the
+        tracked-offsets cap holds and releases partitions."""
+        tracker, holds = self._ledger.tracker, self._holds
+        for budget in list(self._full):
+            if budget.records <= budget.max_records // 2 and budget.bytes <= budget.max_bytes // 2:
+                budget.full = False
+                budget.slow = now - budget.filled_at >= DEFER_AFTER_S
+                self._full.discard(budget)
+                if budget.deferring:
+                    budget.deferring = False
+                    log.info(
+                        "account has room again: re-reading its deferred messages",
+                        extra={"account": budget.account, "deferred": budget.deferred()},
+                    )
+            elif not budget.deferring and now - budget.filled_at >= DEFER_AFTER_S:
+                self._deferring(budget)
+        due: dict[TopicPartitionKey, int] = {}
+        for budget in self.budgets.values():
+            if not budget.full and budget.waiting:
+                for tp, queue in budget.waiting.items():
+                    if tp not in due or queue[0] < due[tp]:
+                        due[tp] = queue[0]
+        for tp in list(self._capped):
+            if tp in due or tracker.tracked(tp) <= self._max_tracked * 3 // 4:
+                self._capped.discard(tp)
+                holds.release(tp)
+        for tp, offset in due.items():
+            if holds.is_held(tp):
+                continue  # a decode hold re-reads from its own offset first
+            last = self._sought.get(tp)
+            if (
+                last is not None
+                and last[0] <= offset
+                and self._reread_at.get(tp, -1) < offset
+                and now - last[1] < REWIND_RETRY_S
+            ):
+                continue  # the re-read from there is on its way and has not passed `offset` yet
+            if holds.rewind(tp, offset):
+                self._sought[tp] = (offset, now)
+                self._reread_at[tp] = -1
+        for tp in tracker.over(self._max_tracked):
+            if tp not in due and tp not in self._capped and not holds.is_held(tp):
+                high = tracker.next_offset(tp)
+                if high is not None:
+                    self._capped.add(tp)
+                    holds.hold(tp, high, math.inf)
+                    log.warning(
+                        "partition paused: too many offsets held above its watermark",
+                        extra={"topic": tp[0], "partition": tp[1], "tracked": tracker.tracked(tp)},
+                    )
+
+    def forget(self, partitions: set[TopicPartitionKey]) -> None:
+        """Partitions we no longer own: their deferred messages are their next owner's."""
+        for budget in self.budgets.values():
+            for tp in partitions:
+                budget.waiting.pop(tp, None)
+        self._capped -= partitions
+        for tp in partitions:
+            self._sought.pop(tp, None)
+            self._reread_at.pop(tp, None)
+
     # -- the step -------------------------------------------------------------------------------
 
     def submit(self, messages: list[Message]) -> None:
         self._admit()
         now = self._clock()
+        try:
+            self._take(messages, now)
+        except _BudgetFull as full:
+            e = full.entry
+            at = next(
+                i
+                for i, m in enumerate(messages)
+                if m.offset() == e.offset and m.partition() == e.partition and m.topic() == e.topic
+            )
+            if at + 1 < len(messages):  # else the next submit waits (`_admit`)
+                raise MessageRejected(messages[at + 1 :]) from None
+
+    def _take(self, messages: list[Message], now: float) -> None:
         ledger = self._ledger
-        tally, tracker, holds = ledger.tally, ledger.tracker, self._holds
+        tally, tracker, holds, reread = ledger.tally, ledger.tracker, self._holds, self._reread_at
         for m in messages:
             topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
             tp = (topic, partition)
             if holds.is_held(tp):
                 continue  # re-read after the hold; never registered, never committed
-            if tracker.already_done(tp, offset):
+            seen = tracker.seen(tp, offset)
+            if seen is not None:
+                if seen is SEEN:
+                    reread[tp] = offset
+                    continue  # a re-read (rewind) of something handled already
+                if isinstance(seen, Entry):
+                    reread[tp] = offset
+                    self._reread(seen, m, now)
+                    continue
                 # The partition's previous owner finished it (its commit's offset map): count it
                 # towards the watermark, send nothing.
                 tally.consumed[topic] += 1
@@ -429,6 +643,10 @@ class Process:
             tally.filtered[(route.destination_id, reason)] += 1
             finish(entry, "filtered")
             return
+        account = route.target.account_id
+        budget = self.budgets.get(account) or self._budget(account)
+        if (budget.deferring or budget.waiting) and self._defer(entry, budget):  # Budget.blocked, inline
+            return
         try:
             result = route.transform(message, route.config)
         except Exception as exc:  # a bug must cost one message, never the consumer
@@ -438,14 +656,14 @@ class Process:
             self._reject(entry, Failure("transform", "internal_error", f"{type(exc).__name__} in transform"))
             return
         if isinstance(result, Accepted):
-            self._accept(entry, route, result, now)
+            self._accept(entry, route, result, now, budget)
         elif isinstance(result, Filtered):
             tally.filtered[(route.destination_id, result.reason)] += 1
             finish(entry, "filtered")
         else:
             self._reject(entry, Failure("transform", result.reason, result.message))
 
-    def _accept(self, entry: Entry, route: Route, result: Accepted, now: float) -> None:
+    def _accept(self, entry: Entry, route: Route, result: Accepted, now: float, budget: Budget) -> None:
         tally = self._ledger.tally
         for fix in result.fixes:
             tally.fixes[(fix.kind, fix.action)] += 1
@@ -453,6 +671,9 @@ class Process:
         if not records:
             self._ledger.finish(entry, "filtered")
             return
+        entry.budget = budget  # charged until the message finishes (OffsetTracker.finish)
+        budget.records += 1
+        budget.bytes += entry.size
         tally.transformed[route.destination_id] += len(records)
         entry.outstanding = len(records)
         for i, record in enumerate(records):
@@ -467,6 +688,8 @@ class Process:
                 return
             for batch in closed:
                 self.next.submit(batch)
+        if (budget.records >= budget.max_records or budget.bytes >= budget.max_bytes) and not budget.full:
+            self._filled(budget, now, entry)
 
     def _reject(self, entry: Entry, failure: Failure) -> None:
         metrics.events_rejected.labels(failure.stage, failure.reason).inc()
@@ -490,6 +713,20 @@ class Process:
             self.next.submit(batch)
         self.next.poll()
         self._holds.release_due(now)
+        self._flow(now)
+        self._publish()
+
+    def _publish(self) -> None:
+        gauges = self._gauges
+        for account, budget in self.budgets.items():
+            pair = gauges.get(account)
+            if pair is None:
+                pair = gauges[account] = (
+                    metrics.account_in_flight_records.labels(account),
+                    metrics.account_deferred_records.labels(account),
+                )
+            pair[0].set(budget.records)
+            pair[1].set(budget.deferred() if budget.waiting else 0)
 
     def join(self, timeout: float) -> None:
         self.flush()

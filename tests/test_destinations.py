@@ -320,3 +320,44 @@ def test_attribution_partner_reaches_the_transform_and_the_target() -> None:
     assert route.config.attribution.partner_name is None
     plain = parse_destinations(_one()).destinations[0]
     assert plain.transform_config().attribution.partner_name is None
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs" file: each anchor a list of nine aliases of the one before."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    body = "\n".join(lines)
+    return (
+        f"{body}\ndestinations:\n  - id: d1\n    accountId: ACC-1\n    passcode: pw-long-1\n"
+        f"    blacklistedEvents: *l{levels - 1}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(_laughs(9), id="billion-laughs"),
+        pytest.param(
+            "x: &x [*x]\ndestinations:\n  - {id: d1, accountId: A, passcode: pw-long-1}\n",
+            id="self-reference",
+        ),
+    ],
+)
+def test_a_yaml_alias_bomb_is_refused_before_anything_walks_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"aliases expand to more than 1,000,000 values"):
+        load_destinations(path)
+
+
+def test_modest_yaml_aliases_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "aliases.yaml"
+    path.write_text(
+        "destinations:\n"
+        "  - {id: d1, accountId: A, passcode: pw-long-1, eventFilteringOption: whitelistedEvents,"
+        " whitelistedEvents: &events [{eventName: Order Completed}, {eventName: Signed Up}]}\n"
+        "  - {id: d2, accountId: B, passcode: pw-long-2, eventFilteringOption: whitelistedEvents,"
+        " whitelistedEvents: *events}\n"
+    )
+    loaded = load_destinations(path)
+    assert [d.whitelisted_events for d in loaded.destinations] == [("Order Completed", "Signed Up")] * 2

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from .. import metrics
 from ..batch import Batch
-from ..contracts import Failure
+from ..contracts import Failure, Target
 from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
 from ._client import NoReply, Reply, get_attribution, post_upload
 from ._limiter import AdaptiveLimit, Signal
@@ -86,6 +86,12 @@ class _Progress:
     last_status: int | None = None
     delivered: int = 0
     held: bool = False  # refused with 401/403 and kept for after the breaker closes
+    # The credentials it is sent with: the batch's own, until a hold ends (see _deliver).
+    target: Target = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.target = self.batch.target
+
     failed_reasons: Counter[str] = field(default_factory=Counter)
 
 
@@ -122,6 +128,9 @@ class Deliverer:
         self._tasks: dict[asyncio.Task[None], Batch] = {}
         self._limits: dict[str, AdaptiveLimit] = {}
         self._breakers: dict[str, AuthBreaker] = {}
+        # The destinations' current targets by account, replaced whole by a reload (another
+        # thread; one assignment, so the loop sees the old table or the new one).
+        self._current: dict[str, tuple[Target, ...]] = {}
 
     # -- the poll thread's side ------------------------------------------------------------
 
@@ -140,6 +149,25 @@ class Deliverer:
             raise RuntimeError("could not start the deliverer") from self._start_error
         with self._lock:
             self._state = "running"
+
+    def replace_targets(self, targets: Iterable[Target]) -> None:
+        """The reloaded destinations' targets. A batch held for an account's open breaker
+        (`onAuthFailure: hold`) is built with the credentials that were refused; when it is sent
+        again it takes the account's current ones, so fixing the passcode (or region) and
+        reloading releases the held records instead of probing with the old passcode for ever."""
+        by_account: dict[str, list[Target]] = {}
+        for t in dict.fromkeys(targets):
+            by_account.setdefault(t.account_id, []).append(t)
+        self._current = {account: tuple(ts) for account, ts in by_account.items()}
+
+    def _refreshed(self, target: Target) -> Target:
+        """`target`'s account as the destinations file has it now: the target with the same
+        URL, else the account's only target, else `target` itself (ambiguous or removed)."""
+        current = self._current.get(target.account_id, ())
+        same_url = [t for t in current if t.url == target.url and t.attribution_url == target.attribution_url]
+        if same_url:
+            return same_url[0]
+        return current[0] if len(current) == 1 else target
 
     def submit(self, batch: Batch) -> None:
         """Hand a batch over; its result comes out of `results()` later. RuntimeError before
@@ -273,14 +301,18 @@ class Deliverer:
             return progress.outcomes
         limit = self._limit_for(batch.target.account_id)
         breaker = self._breaker_for(batch.target.account_id)
+        was_held = False
         while True:
             admission = breaker.admit()
             if admission is Admission.REFUSE:
-                if not batch.target.hold_on_auth_failure:
+                if not progress.target.hold_on_auth_failure:
                     self._refuse(progress, breaker)
                     break
                 await breaker.wait()
+                was_held = True  # built before the breaker opened: maybe before a fix, too
                 continue
+            if was_held:
+                progress.target = self._refreshed(progress.target)  # a reload may have fixed it
             try:
                 await self._send(progress, limit, breaker)
             finally:
@@ -290,6 +322,7 @@ class Deliverer:
                 break
             # Held: the time waiting for the breaker is not spent from the retry budget.
             progress.held, progress.attempts, progress.first_sent = False, 0, None
+            was_held = True
         self._finish(progress)
         outcomes = progress.outcomes
         del progress  # see _send: nothing may keep the batch alive after its result is out
@@ -358,9 +391,9 @@ class Deliverer:
             metrics.batch_bytes.observe(len(body))
             if progress.batch.kind == "attribution":
                 params = orjson.loads(sent[0])  # a batch of one (batch.Batcher)
-                reply = await get_attribution(self._require_client(), progress.batch.target, params)
+                reply = await get_attribution(self._require_client(), progress.target, params)
             else:
-                reply = await post_upload(self._require_client(), progress.batch.target, body)
+                reply = await post_upload(self._require_client(), progress.target, body)
             if isinstance(reply, Reply):
                 progress.last_status = reply.status
                 if reply.status == 429:
@@ -390,7 +423,7 @@ class Deliverer:
             self._partner_refused(progress, status, reply.content)
         elif status in AUTH_STATUSES:
             breaker.trip(status)
-            if progress.batch.target.hold_on_auth_failure:
+            if (progress.target).hold_on_auth_failure:
                 progress.held = True  # pending stays: sent again once the breaker closes
             else:
                 self._reject_all(progress, status, reply.content)

@@ -59,6 +59,10 @@ class Faults:
     # Answer every request 401 (`true`) or 403 (`"forbidden"`), as CleverTap does for a wrong
     # passcode or region: lets a test revoke and restore credentials without a new config.
     refuse: bool | str = False
+    # Answer every request with this status (400, 401, 5xx, ...) and an error text that quotes
+    # the passcode header back, as a careless API might: lets a test prove the service never
+    # repeats a credential it was sent back (logs, metrics, DLQ headers). 0: off.
+    echo_passcode: int = 0
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Faults:
@@ -75,6 +79,13 @@ class Faults:
             elif name == "refuse":
                 if value not in (True, False, "forbidden"):
                     raise ValueError('refuse must be true, false or "forbidden"')
+            elif name == "echo_passcode":
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int)
+                    or not (value == 0 or 400 <= value < 600)
+                ):
+                    raise ValueError("echo_passcode must be 0 or an HTTP error status (400-599)")
             elif isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number")
             elif name == "latency_ms" and value < 0:
@@ -398,6 +409,10 @@ class _Handler(BaseHTTPRequestHandler):
         faults = state.faults_for(account)
         if faults.down:
             self._fail(503, "Service Unavailable")
+            return
+        if faults.echo_passcode:
+            passcode = self.headers.get("X-CleverTap-Passcode", "")
+            self._fail(faults.echo_passcode, f"Invalid passcode {passcode} for account {account}")
             return
         if faults.refuse:
             self._fail(403, "Forbidden") if faults.refuse == "forbidden" else self._fail(

@@ -112,6 +112,26 @@ def test_hold_mode_keeps_records_until_a_probe_succeeds(
     assert _sample("auth_breaker_open", account=ONE) == 0
 
 
+def test_held_batches_take_the_credentials_a_reload_brings(
+    fake_clevertap: FakeCleverTapProcess, deliverer: Callable[[DeliveryOptions], Deliverer]
+) -> None:
+    """The fix is in the destinations file, not at CleverTap: batches built with the refused
+    passcode are sent again with the reloaded one (else they would probe with it for ever)."""
+    d = deliverer(FAST)
+    wrong = Target(ONE, fake_clevertap.upload_url, target("", ONE, "wrong-passcode").passcode, True)
+    fixed = Target(ONE, fake_clevertap.upload_url, target("", ONE, PASS_ONE).passcode, True)
+    for i in range(3):
+        d.submit(make_batch(wrong, [event(f"held{i}")]))
+    time.sleep(1.0)  # a few probe intervals, each refused
+    assert d.results() == []
+    assert fake_clevertap.stats()["requests"].get("401", 0) >= 1
+    d.replace_targets([fixed, target(fake_clevertap.upload_url, TWO, PASS_TWO)])
+    results = _collect(d, 3)
+    assert all(o is None for r in results for o in r.outcomes)
+    assert sorted(r["identity"] for r in fake_clevertap.records(ONE)) == ["held0", "held1", "held2"]
+    assert _sample("auth_breaker_open", account=ONE) == 0
+
+
 def test_403_opens_the_breaker_too(
     fake_clevertap: FakeCleverTapProcess, deliverer: Callable[[DeliveryOptions], Deliverer]
 ) -> None:

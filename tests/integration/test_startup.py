@@ -143,6 +143,14 @@ def test_a_busy_metrics_port_is_named(bed: Bed) -> None:
 
 
 INLINE = "inline-passcode-31d"
+# "Billion laughs": nine aliases of nine aliases ... nine levels deep, a few hundred bytes.
+_LAUGHS = (
+    "\n".join(
+        ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    )
+    + f"\ndestinations: [{{id: d, accountId: A, passcode: {INLINE}, blacklistedEvents: *l8}}]\n"
+).encode()
 
 
 @pytest.mark.parametrize(
@@ -167,6 +175,7 @@ INLINE = "inline-passcode-31d"
             b'{"destinations": [{"id": "d", "accountId": "A", "passcode": "abc"}]}',
             "destination 'd': passcode is shorter",
         ),
+        (_LAUGHS, "aliases expand to more than 1,000,000 values"),
     ],
 )
 def test_hostile_destinations_files_stop_start_up_without_traceback_or_secret(

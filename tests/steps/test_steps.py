@@ -126,6 +126,7 @@ class FakeDeadLetters:
 class FakeHolds:
     def __init__(self) -> None:
         self.held: dict[TopicPartitionKey, tuple[int, float]] = {}
+        self.rewinds: list[tuple[TopicPartitionKey, int]] = []
 
     def hold(self, tp: TopicPartitionKey, offset: int, until: float) -> None:
         self.held[tp] = (offset, until)
@@ -135,6 +136,13 @@ class FakeHolds:
 
     def release_due(self, now: float) -> None:
         self.held = {tp: h for tp, h in self.held.items() if h[1] > now}
+
+    def release(self, tp: TopicPartitionKey) -> None:
+        self.held.pop(tp, None)
+
+    def rewind(self, tp: TopicPartitionKey, offset: int) -> bool:
+        self.rewinds.append((tp, offset))
+        return True
 
 
 class RecordingCommits:
@@ -176,6 +184,7 @@ class Chain:
             next_step=self.deliver,
             max_in_flight_records=max_in_flight,
             max_in_flight_bytes=1 << 30,
+            max_in_flight_records_per_account=max_in_flight,  # one account: the overall bound rules
             clock=lambda: self.now,
         )
 
