@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 T_contra = TypeVar("T_contra", contravariant=True)
 
 TRANSIENT_DECODE_BACKOFF_S = 5.0
-# Completions are committed (watermark + offset map) this soon: a crash repeats at most what
-# finished in the last tenth of a second, plus what was in flight.
+# Completions are committed (watermark + offset map) this often by default (COMMIT_INTERVAL_MS):
+# a crash repeats at most what finished in the last interval, plus what was in flight.
 COMMIT_EVERY_S = 0.1
 # A partition sought back to re-read deferred messages is sought again only if something lower
 # became due, or after this long without the re-read getting past its lowest deferred offset.
@@ -248,7 +248,8 @@ class ReplayRange:
 
 
 class Commit:
-    """The last step: commit points of what finished, every COMMIT_EVERY_S (0.1 s), through the policy."""
+    """The last step: commit points of what finished, every `every` seconds (COMMIT_INTERVAL_MS,
+    default COMMIT_EVERY_S), through the policy."""
 
     def __init__(
         self,
@@ -256,11 +257,13 @@ class Commit:
         policy: CommitPolicy,
         metadata_limit: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
+        every: float = COMMIT_EVERY_S,
     ) -> None:
         self._ledger = ledger
         self._policy = policy
         self._limit = metadata_limit
         self._clock = clock
+        self._every = every
         self._next = 0.0
 
     def submit(self, item: None) -> None:
@@ -269,7 +272,7 @@ class Commit:
     def poll(self) -> None:
         now = self._clock()
         if now >= self._next:
-            self._next = now + COMMIT_EVERY_S
+            self._next = now + self._every
             self._policy.commit(self._ledger.tracker.take_commits(self._limit()))
 
     def commit(self, partitions: set[TopicPartitionKey]) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 import orjson
@@ -58,10 +58,17 @@ RETRY_REASONS = ("throttled", "server_error", "timeout", "connection", "bad_repl
 
 @dataclass(slots=True)
 class BatchResult:
-    """One outcome per item of `batch`, in order: None when CleverTap accepted the record."""
+    """One outcome per item of `batch`, in order: None when CleverTap accepted the record.
+
+    `partial`: an early report of the records one reply accepted while others of the batch are
+    sent again (per-record 555s): they are done now, so their offsets can be committed before
+    the retries end (a crash meanwhile would otherwise deliver them again). `batch` then holds
+    just those items, and the batch's final result holds only the rest.
+    """
 
     batch: Batch
     outcomes: list[Failure | None]
+    partial: bool = False
 
 
 class _RetryableError(Exception):
@@ -126,6 +133,7 @@ class Deliverer:
         self._start_error: BaseException | None = None
         # Owned by the loop thread:
         self._tasks: dict[asyncio.Task[None], Batch] = {}
+        self._reported: dict[int, set[int]] = {}  # id(batch) → item indices reported early
         self._limits: dict[str, AdaptiveLimit] = {}
         self._breakers: dict[str, AuthBreaker] = {}
         # The destinations' current targets by account, replaced whole by a reload (another
@@ -188,9 +196,10 @@ class Deliverer:
                 out.append(self._results.popleft())
             except IndexError:
                 break
-        if out:
+        finals = sum(1 for r in out if not r.partial)
+        if finals:
             with self._lock:
-                self._returned += len(out)
+                self._returned += finals
         return out
 
     def in_flight(self) -> int:
@@ -275,6 +284,11 @@ class Deliverer:
             log.exception("unexpected error delivering a batch for account %s", batch.target.account_id)
             failure = Failure("deliver", "internal_error", "unexpected error in the deliverer (see its log)")
             outcomes = [failure] * len(batch.items)
+        reported = self._reported.pop(id(batch), None)
+        if reported:  # the final result holds only what was not reported early
+            rest = [i for i in range(len(batch.items)) if i not in reported]
+            batch = replace(batch, items=[batch.items[i] for i in rest])
+            outcomes = [outcomes[i] for i in rest]
         self._results.append(BatchResult(batch, outcomes))
 
     def _limit_for(self, account: str) -> AdaptiveLimit:
@@ -459,13 +473,26 @@ class Deliverer:
                 if i not in in_doubt:
                     self._fail(progress, pending[i], "clevertap_unmatched", message, first.code)
         else:
-            self._delivered(progress, [pending[i] for i in range(len(pending)) if i not in in_doubt])
+            delivered = [pending[i] for i in range(len(pending)) if i not in in_doubt]
+            self._delivered(progress, delivered)
+            if reading.transient:
+                self._report_early(progress, delivered)
         progress.pending = [pending[i] for i in sorted(reading.transient)]
         if progress.pending:
             first = next(iter(reading.transient.values()))
             raise _RetryableError(
                 "record_retryable", first.code, f"CleverTap code {first.code}: {first.message}"
             )
+
+    def _report_early(self, progress: _Progress, indices: list[int]) -> None:
+        """Hand the records this reply accepted to the poll thread now, while the rest of the
+        batch waits for its retries (see BatchResult.partial)."""
+        if not indices:
+            return
+        batch = progress.batch
+        self._reported.setdefault(id(batch), set()).update(indices)
+        early = replace(batch, items=[batch.items[i] for i in indices])
+        self._results.append(BatchResult(early, [None] * len(indices), partial=True))
 
     def _delivered(self, progress: _Progress, indices: list[int]) -> None:
         if not indices:
