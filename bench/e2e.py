@@ -6,9 +6,13 @@ Prints, for the same topic in the same run:
   * their ratio (design target ≥ 0.6), and the service's peak RSS,
   * with --latency: p50/p99 event-to-delivery latency while producing at half the measured rate.
 
-    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--json FILE]
+    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--json FILE] [--workers 1,2]
 
 --json FILE also writes the numbers printed as one JSON object (what bench/run.py collects).
+--workers N runs the service with WORKERS=N (its CPU is the whole process tree's); a list
+measures each count in turn, each on a fresh topic after its own bare loop, and ends with one
+line per count comparing it with the first (events/s ratio, CPU µs per event); --json then
+writes `{"runs": [...]}`.
 
 The corpus defaults to `python ../shared/bench/gen_events.py N` when that script exists, else our
 own sample events. Rates are measured from the first to the last finished record, so process
@@ -128,10 +132,37 @@ def bare_loop(bootstrap: str, topic: str, total: int) -> tuple[float, float]:
     return total / elapsed, cpu / total * 1e6
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (WORKERS > 1: the supervisor and its worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(parents.get(p, ()))
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (every thread), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process and its descendants (every thread), from /proc."""
+    ticks = 0
+    for p in process_tree(pid):
+        try:
+            fields = _stat(p)
+        except OSError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def finished(s: Samples) -> float:
@@ -139,10 +170,15 @@ def finished(s: Samples) -> float:
 
 
 def rss_peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak RSS of the process, plus its descendants' (each one's own peak: an upper bound)."""
+    kib = 0
+    for p in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        kib += next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0)
+    return kib / 1024 if kib else float("nan")
 
 
 class Service:
@@ -222,7 +258,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "METRICS_HOST": "127.0.0.1",
         "METRICS_PORT": str(kafka_local.free_port()),
         "LOG_FORMAT": "json",
+        "WORKERS": str(args.workers),
     }
+    print(f"workers: {args.workers}")
     service = Service(env, work / "service.log")
     spy = None
     if args.py_spy is not None:  # where the service's CPU goes: collapsed stacks, all threads
@@ -237,6 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "--rate",
                 "250",
                 "--nonblocking",
+                *(["--subprocesses"] if args.workers > 1 else []),
                 "--output",
                 str(args.py_spy),
             ],
@@ -307,6 +346,27 @@ def latency(
     return {"rate_events_per_s": rate, "seconds": n / rate, "p50_le_s": p50, "p99_le_s": p99}
 
 
+def worker_counts(text: str) -> list[int]:
+    counts = [int(n) for n in text.split(",") if n.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("one or more worker counts ≥ 1, e.g. 2 or 1,2")
+    return counts
+
+
+def scaling(runs: list[dict[str, Any]]) -> None:
+    """--workers 1,2: each count against the first, from the same invocation (same machine load)."""
+    base = runs[0]
+    for r in runs[1:]:
+        print(
+            f"workers {r['workers']} vs {base['workers']}: "
+            f"{r['service_events_per_s'] / base['service_events_per_s']:.2f}x events/s "
+            f"({r['service_events_per_s']:,.0f} vs {base['service_events_per_s']:,.0f}); "
+            f"CPU per event {r['service_cpu_us_per_event']:.1f} µs vs {base['service_cpu_us_per_event']:.1f} µs; "
+            f"service / bare loop {r['service_events_per_s'] / r['bare_records_per_s']:.2f} vs "
+            f"{base['service_events_per_s'] / base['bare_records_per_s']:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -315,9 +375,18 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="profile the service with py-spy into this file")
     parser.add_argument("--latency-seconds", type=float, default=30, help="how long --latency produces")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
+    parser.add_argument(
+        "--workers",
+        type=worker_counts,
+        default=[1],
+        help="WORKERS of the service (CPU summed over its processes); a list (1,2) measures each"
+        " in turn, on its own topic, and prints their ratio",
+    )
     args = parser.parse_args()
-    numbers = run(args)
+    runs = [run(argparse.Namespace(**{**vars(args), "workers": n})) for n in args.workers]
+    scaling(runs)
     if args.json is not None:
+        numbers = runs[0] if len(runs) == 1 else {"runs": runs}
         args.json.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
 
 

@@ -503,7 +503,8 @@ def remove_series(gauge: Gauge, *label_values: str) -> None:
     revoked partition's frozen lag next to its new owner's). Zeroing it first makes the stale
     entry neutral for the `livemax`/`livesum` gauges it applies to.
     """
-    if MULTIPROCESS:
+    if MULTIPROCESS:  # where `remove()` only warns that it is not implemented
         gauge.labels(*label_values).set(0)
+        return
     with contextlib.suppress(KeyError):
         gauge.remove(*label_values)
