@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.workers > 1:  # the supervisor merges the workers' metric files on every scrape
             print(
                 f"of which the supervisor: {service.supervisor_cpu_us:.1f} µs"
-                " (serving this benchmark's 10 scrapes/s of /metrics)"
+                " (merging the workers' metric files for each of this benchmark's scrapes)"
             )
             numbers["supervisor_cpu_us_per_event"] = service.supervisor_cpu_us
         print(
