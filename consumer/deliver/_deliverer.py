@@ -502,10 +502,11 @@ class Deliverer:
         now = time.time()
         metrics.last_delivery_timestamp.set(now)
         items = progress.batch.items
-        for i in indices:
-            stamp = items[i].entry.timestamp_ms
-            if stamp:
-                metrics.end_to_end_latency.observe(max(0.0, now - stamp / 1000))
+        now_ms = now * 1000
+        latencies = [
+            max(0.0, now_ms - stamp) / 1000 for i in indices if (stamp := items[i].entry.timestamp_ms)
+        ]
+        metrics.observe_many(metrics.end_to_end_latency, latencies)
 
     def _fail(self, progress: _Progress, index: int, reason: str, message: str, code: int | None) -> None:
         progress.outcomes[index] = Failure("deliver", reason, message, code)
