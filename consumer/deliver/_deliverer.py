@@ -312,7 +312,8 @@ class Deliverer:
     def _breaker_for(self, account: str, kind: BatchKind) -> AuthBreaker:
         """The breaker of the credentials `kind` is sent with: /attribution's (token and
         passcode) apart from /1/upload's (the passcode; token uploads use it too)."""
-        key = (account, "attribution" if kind == "attribution" else "upload")
+        credentials: BatchKind = "attribution" if kind == "attribution" else "upload"
+        key = (account, credentials)
         breaker = self._breakers.get(key)
         if breaker is None:
             siblings = self._account_breakers.setdefault(account, [])
