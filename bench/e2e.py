@@ -6,9 +6,13 @@ Prints, for the same topic in the same run:
   * their ratio (design target ≥ 0.6), and the service's peak RSS,
   * with --latency: p50/p99 event-to-delivery latency while producing at half the measured rate.
 
-    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--json FILE]
+    python bench/e2e.py [--events 200000] [--corpus FILE] [--latency] [--json FILE] [--workers 1,2]
 
 --json FILE also writes the numbers printed as one JSON object (what bench/run.py collects).
+--workers N runs the service with WORKERS=N (its CPU is the whole process tree's); a list
+measures each count in turn, each on a fresh topic after its own bare loop, and ends with one
+line per count comparing it with the first (events/s ratio, CPU µs per event); --json then
+writes `{"runs": [...]}`.
 
 The corpus defaults to `python ../shared/bench/gen_events.py N` when that script exists, else our
 own sample events. Rates are measured from the first to the last finished record, so process
@@ -128,10 +132,37 @@ def bare_loop(bootstrap: str, topic: str, total: int) -> tuple[float, float]:
     return total / elapsed, cpu / total * 1e6
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (every thread), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (WORKERS > 1: the supervisor and its worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(parents.get(p, ()))
+    return tree
+
+
+def cpu_seconds(pid: int, *, tree: bool = True) -> float:
+    """User + system CPU of a process and (`tree`) its descendants (every thread), from /proc."""
+    ticks = 0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            fields = _stat(p)
+        except OSError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def finished(s: Samples) -> float:
@@ -139,10 +170,15 @@ def finished(s: Samples) -> float:
 
 
 def rss_peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak RSS of the process, plus its descendants' (each one's own peak: an upper bound)."""
+    kib = 0
+    for p in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        kib += next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0)
+    return kib / 1024 if kib else float("nan")
 
 
 class Service:
@@ -153,6 +189,7 @@ class Service:
                 [sys.executable, "-m", "consumer", "run"], env=env, stdout=fh, stderr=fh
             )
         self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.supervisor_cpu_us = float("nan")
 
     def metrics(self) -> Samples:
         return scrape(self.url)
@@ -160,7 +197,7 @@ class Service:
     def wait_finished(self, total: int, timeout: float = 900) -> tuple[float, float, float]:
         """(first, last) perf_counter times at which records were seen finished, and the
         service's CPU µs per record finished between them."""
-        first = last = cpu0 = done0 = 0.0
+        first = last = cpu0 = done0 = own0 = 0.0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -173,12 +210,22 @@ class Service:
             if done and not first:
                 first, done0 = now, done
                 cpu0 = cpu_seconds(self.proc.pid)
+                own0 = cpu_seconds(self.proc.pid, tree=False)
             if done >= total:
                 last = now
                 if done == done0:  # all finished before the first look: no window to divide by
                     return first, last, float("nan")
+                own = cpu_seconds(self.proc.pid, tree=False) - own0  # the supervisor, WORKERS > 1
+                self.supervisor_cpu_us = own / (done - done0) * 1e6
                 return first, last, (cpu_seconds(self.proc.pid) - cpu0) / (done - done0) * 1e6
-            time.sleep(0.1)  # each scrape costs the service CPU: don't poll harder than needed
+            # Each scrape costs the service CPU (a few per cent of it at ten a second, which a
+            # real Prometheus never asks for): look once a second while the end is far, ten
+            # times a second near it, so the end time stays as exact as before.
+            pace = 0.1
+            if first and done > done0:
+                left = (total - done) * (now - first) / (done - done0)
+                pace = min(1.0, max(0.1, left / 2))
+            time.sleep(pace)
         raise SystemExit("timed out waiting for the service")
 
     def stop(self) -> int:
@@ -215,7 +262,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "METRICS_HOST": "127.0.0.1",
         "METRICS_PORT": str(kafka_local.free_port()),
         "LOG_FORMAT": "json",
+        "WORKERS": str(args.workers),
     }
+    print(f"workers: {args.workers}")
     service = Service(env, work / "service.log")
     spy = None
     if args.py_spy is not None:  # where the service's CPU goes: collapsed stacks, all threads
@@ -230,6 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "--rate",
                 "250",
                 "--nonblocking",
+                *(["--subprocesses"] if args.workers > 1 else []),
                 "--output",
                 str(args.py_spy),
             ],
@@ -243,6 +293,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"service: {rate:,.0f} events/s ({len(events)} in {last - first:.1f} s)")
         print(f"ratio service / bare loop: {rate / bare:.2f}")
         print(f"service CPU per event: {service_cpu:.1f} µs (bare loop {bare_cpu:.1f} µs)")
+        if args.workers > 1:  # the supervisor merges the workers' metric files on every scrape
+            print(
+                f"of which the supervisor: {service.supervisor_cpu_us:.1f} µs"
+                " (serving this benchmark's 10 scrapes/s of /metrics)"
+            )
+            numbers["supervisor_cpu_us_per_event"] = service.supervisor_cpu_us
         print(
             f"efficiency (bare CPU/event ÷ service CPU/event): {bare_cpu / service_cpu:.2f}  (target ≥ 0.5)"
         )
@@ -300,6 +356,38 @@ def latency(
     return {"rate_events_per_s": rate, "seconds": n / rate, "p50_le_s": p50, "p99_le_s": p99}
 
 
+def worker_counts(text: str) -> list[int]:
+    counts = [int(n) for n in text.split(",") if n.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("one or more worker counts ≥ 1, e.g. 2 or 1,2")
+    return counts
+
+
+def scaling(runs: list[dict[str, Any]]) -> None:
+    """--workers 1,2 (or 1,2,1,2): each count against the first, from the same invocation (same
+    machine load); with repeats, the means of each count's runs."""
+    by: dict[int, list[dict[str, Any]]] = {}
+    for r in runs:
+        by.setdefault(r["workers"], []).append(r)
+
+    def mean(rs: list[dict[str, Any]], key: str) -> float:
+        return float(sum(r[key] for r in rs)) / len(rs)
+
+    base_n, *others = by
+    base = by[base_n]
+    for n in others:
+        rs = by[n]
+        rate, base_rate = mean(rs, "service_events_per_s"), mean(base, "service_events_per_s")
+        cpu, base_cpu = mean(rs, "service_cpu_us_per_event"), mean(base, "service_cpu_us_per_event")
+        runs_note = f" (means of {len(rs)} and {len(base)} runs)" if len(rs) + len(base) > 2 else ""
+        print(
+            f"workers {n} vs {base_n}: {rate / base_rate:.2f}x events/s ({rate:,.0f} vs {base_rate:,.0f}); "
+            f"CPU per event {cpu:.1f} µs vs {base_cpu:.1f} µs; service / bare loop "
+            f"{mean(rs, 'service_events_per_s') / mean(rs, 'bare_records_per_s'):.2f} vs "
+            f"{mean(base, 'service_events_per_s') / mean(base, 'bare_records_per_s'):.2f}{runs_note}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -308,9 +396,18 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="profile the service with py-spy into this file")
     parser.add_argument("--latency-seconds", type=float, default=30, help="how long --latency produces")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
+    parser.add_argument(
+        "--workers",
+        type=worker_counts,
+        default=[1],
+        help="WORKERS of the service (CPU summed over its processes); a list (1,2) measures each"
+        " in turn, on its own topic, and prints their ratio",
+    )
     args = parser.parse_args()
-    numbers = run(args)
+    runs = [run(argparse.Namespace(**{**vars(args), "workers": n})) for n in args.workers]
+    scaling(runs)
     if args.json is not None:
+        numbers = runs[0] if len(runs) == 1 else {"runs": runs}
         args.json.write_bytes(orjson.dumps(numbers, option=orjson.OPT_INDENT_2))
 
 

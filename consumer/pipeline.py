@@ -64,6 +64,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Messages offered to the chain at once; the chain is polled (results drained, commits made)
+# between slices, so a long turn never holds completions back from the commit for long.
+OFFER_SLICE = 100
+
 
 class Health(Protocol):
     def beat(self) -> None: ...
@@ -87,6 +91,7 @@ class PipelineOptions:
     max_tracked_per_partition: int = 20_000
     drain_timeout_s: float = 20.0
     revoke_timeout_s: float = 10.0
+    commit_interval_s: float = COMMIT_EVERY_S
     poll_records: int = 1000
     poll_timeout_s: float = 0.1
     only_destinations: frozenset[str] | None = None  # replay: deliver only these destinations
@@ -107,6 +112,7 @@ class PipelineOptions:
             max_tracked_per_partition=s.max_tracked_offsets_per_partition,
             drain_timeout_s=s.drain_timeout_seconds,
             revoke_timeout_s=s.revoke_timeout_seconds,
+            commit_interval_s=s.commit_interval_ms / 1000,
         )
 
 
@@ -151,7 +157,9 @@ class Pipeline(RebalanceListener):
         source = self._source
         # Where commit points go: `commits` if given (a dry run's NoCommits), else the group.
         policy: CommitPolicy = commits or _SourceCommits(source)
-        self._commit_step = Commit(ledger, policy, lambda: source.metadata_limit, clock)
+        self._commit_step = Commit(
+            ledger, policy, lambda: source.metadata_limit, clock, options.commit_interval_s
+        )
         self._deliver = Deliver(deliverer, self._dlq, ledger, self._commit_step)
         self._process = Process(
             decoder=decoder,
@@ -239,13 +247,24 @@ class Pipeline(RebalanceListener):
             self._health.beat()
 
     def _offer(self, messages: list[Message]) -> None:
-        try:
-            self._process.submit(messages)
-        except MessageRejected as exc:  # backpressure: keep them, stop fetching, offer them next turn
-            if self._carried is None:
-                self._source.pause_all()
-            self._carried = messages if exc.rest is None else exc.rest  # what was not taken
-            return
+        """Offer `messages` OFFER_SLICE at a time, polling the chain between slices: a consumed
+        batch can take the poll thread a second on a busy machine, and deliveries that finish
+        meanwhile must still be committed every commit interval (a kill -9 repeats what finished
+        but was not committed yet). What a slice did not take is kept with the rest, for the
+        next turn."""
+        process = self._process
+        for start in range(0, max(1, len(messages)), OFFER_SLICE):
+            if start:
+                process.poll()
+            chunk = messages[start : start + OFFER_SLICE]
+            try:
+                process.submit(chunk)
+            except MessageRejected as exc:  # backpressure: keep them, stop fetching, offer them next turn
+                if self._carried is None:
+                    self._source.pause_all()
+                rest = chunk if exc.rest is None else exc.rest  # what was not taken
+                self._carried = [*rest, *messages[start + OFFER_SLICE :]]
+                return
         if self._carried is not None:
             self._carried = None
             self._source.resume_all()

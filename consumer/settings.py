@@ -287,7 +287,13 @@ class Settings(ClientSettings):
         description="Pause a partition while this many of its offsets wait above its committed "
         "offset (deferred, or done behind a stuck record): bounds memory if an account never recovers.",
     )
-    commit_interval_ms: int = Field(2000, ge=100, description="How often finished offsets are committed.")
+    commit_interval_ms: int = Field(
+        100,
+        ge=10,
+        le=60_000,
+        description="How often finished offsets (with their offset maps) are committed; a kill -9 "
+        "repeats what finished in the last interval.",
+    )
     drain_timeout_seconds: float = Field(
         20.0,
         gt=0,

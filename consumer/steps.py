@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 T_contra = TypeVar("T_contra", contravariant=True)
 
 TRANSIENT_DECODE_BACKOFF_S = 5.0
-# Completions are committed (watermark + offset map) this soon: a crash repeats at most what
-# finished in the last tenth of a second, plus what was in flight.
+# Completions are committed (watermark + offset map) this often by default (COMMIT_INTERVAL_MS):
+# a crash repeats at most what finished in the last interval, plus what was in flight.
 COMMIT_EVERY_S = 0.1
 # A partition sought back to re-read deferred messages is sought again only if something lower
 # became due, or after this long without the re-read getting past its lowest deferred offset.
@@ -171,6 +171,24 @@ class Ledger:
             if ts > self.newest.get(tp, 0):
                 self.newest[tp] = ts
 
+    def finish_many(self, entries: Iterable[Entry], outcome: str) -> None:
+        """`finish` for each of `entries` (a delivery result's messages), counted once."""
+        finish, newest = self.tracker.finish, self.newest
+        n = 0
+        for entry in entries:
+            if entry.done or entry.dropped:
+                continue
+            n += 1
+            finish(entry)
+            ts = entry.timestamp_ms
+            if ts is not None:
+                tp = (entry.topic, entry.partition)
+                if ts > newest.get(tp, 0):
+                    newest[tp] = ts
+        if n:
+            self.stats[outcome] += n
+            self.tally.finished[outcome] += n
+
     def publish(self) -> None:
         """Per-message counts reach Prometheus once per loop turn, not once per message."""
         self.stats["consumed"] += sum(self.tally.consumed.values())
@@ -248,7 +266,8 @@ class ReplayRange:
 
 
 class Commit:
-    """The last step: commit points of what finished, every COMMIT_EVERY_S (0.1 s), through the policy."""
+    """The last step: commit points of what finished, every `every` seconds (COMMIT_INTERVAL_MS,
+    default COMMIT_EVERY_S), through the policy."""
 
     def __init__(
         self,
@@ -256,11 +275,13 @@ class Commit:
         policy: CommitPolicy,
         metadata_limit: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
+        every: float = COMMIT_EVERY_S,
     ) -> None:
         self._ledger = ledger
         self._policy = policy
         self._limit = metadata_limit
         self._clock = clock
+        self._every = every
         self._next = 0.0
 
     def submit(self, item: None) -> None:
@@ -269,7 +290,7 @@ class Commit:
     def poll(self) -> None:
         now = self._clock()
         if now >= self._next:
-            self._next = now + COMMIT_EVERY_S
+            self._next = now + self._every
             self._policy.commit(self._ledger.tracker.take_commits(self._limit()))
 
     def commit(self, partitions: set[TopicPartitionKey]) -> None:
@@ -298,8 +319,10 @@ class Deliver:
         self._deliverer.submit(batch)
 
     def drain(self) -> None:
-        finish, dlq = self._ledger.finish, self._dlq
+        """One pass over each result: the messages it completes are finished together."""
+        dlq = self._dlq
         for result in self._deliverer.results():
+            delivered = []
             for item, outcome in zip(result.batch.items, result.outcomes, strict=True):
                 entry = item.entry
                 if entry.dropped:
@@ -311,7 +334,8 @@ class Deliver:
                     if entry.failures:
                         dlq.send(entry, entry.failures[0])
                     else:
-                        finish(entry, "delivered")
+                        delivered.append(entry)
+            self._ledger.finish_many(delivered, "delivered")
         dlq.poll()
 
     def poll(self) -> None:
@@ -561,8 +585,9 @@ class Process:
     def submit(self, messages: list[Message]) -> None:
         self._admit()
         now = self._clock()
+        counts: dict[str, list[int]] = {}  # topic → [consumed, bytes, decoded], tallied per batch
         try:
-            self._take(messages, now)
+            self._take(messages, now, counts)
         except _BudgetFull as full:
             e = full.entry
             at = next(
@@ -572,15 +597,25 @@ class Process:
             )
             if at + 1 < len(messages):  # else the next submit waits (`_admit`)
                 raise MessageRejected(messages[at + 1 :]) from None
+        finally:
+            tally = self._ledger.tally
+            for topic, (consumed, size, decoded) in counts.items():
+                tally.consumed[topic] += consumed
+                tally.consumed_bytes[topic] += size
+                tally.decoded[topic] += decoded
 
-    def _take(self, messages: list[Message], now: float) -> None:
+    def _take(self, messages: list[Message], now: float, counts: dict[str, list[int]]) -> None:
         ledger = self._ledger
-        tally, tracker, holds, reread = ledger.tally, ledger.tracker, self._holds, self._reread_at
+        tracker, holds, reread = ledger.tracker, self._holds, self._reread_at
+        decode, register, process = self._decoder.decode_message, tracker.register, self._process
         for m in messages:
             topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
             tp = (topic, partition)
             if holds.is_held(tp):
                 continue  # re-read after the hold; never registered, never committed
+            count = counts.get(topic)
+            if count is None:
+                count = counts[topic] = [0, 0, 0]
             seen = tracker.seen(tp, offset)
             if seen is not None:
                 if seen is SEEN:
@@ -592,20 +627,27 @@ class Process:
                     continue
                 # The partition's previous owner finished it (its commit's offset map): count it
                 # towards the watermark, send nothing.
-                tally.consumed[topic] += 1
+                count[0] += 1
                 done = Entry(topic, partition, offset, None, None, [], None)
-                tracker.register(done)
+                register(done)
                 ledger.finish(done, "already_done")
                 continue
+            count[0] += 1
             value = m.value()
-            tally.consumed[topic] += 1
-            tally.consumed_bytes[topic] += len(value or b"")
+            if value:
+                count[1] += len(value)
             _, ts = m.timestamp()
             entry = Entry(
-                topic, partition, offset, m.key(), value, message_headers(m), ts if ts > 0 else None
+                topic,
+                partition,
+                offset,
+                m.key(),
+                value,
+                message_headers(m) if m.headers() else [],
+                ts if ts > 0 else None,
             )
             try:
-                message = self._decoder.decode_message(value)
+                message = decode(value)
             except DecodeError as exc:
                 if exc.transient:
                     log.warning(
@@ -621,13 +663,13 @@ class Process:
                     metrics.decode_holds.labels(exc.reason).inc()
                     holds.hold(tp, offset, now + TRANSIENT_DECODE_BACKOFF_S)
                     continue
-                tracker.register(entry)
+                register(entry)
                 metrics.decode_failures.labels(exc.reason).inc()
                 self._reject(entry, Failure("decode", exc.reason, exc.message))
                 continue
-            tally.decoded[topic] += 1
-            tracker.register(entry)
-            self._process(entry, message, now)
+            count[2] += 1
+            register(entry)
+            process(entry, message, now)
 
     def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
         route = self._router.route(message, entry.headers, entry.topic)

@@ -385,7 +385,8 @@ class Supervisor:
             mark_process_dead(child.process.pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
             if self._workers.stopping:
                 log.info("worker stopped", extra={"worker": child.index, "exit_status": code})
-                if code != 0 and self.status == 0:  # the first failure is the pod's status
+                # A child stopped by our SIGTERM before it set its handler had consumed nothing.
+                if code not in (0, -signal.SIGTERM) and self.status == 0:  # the first failure
                     self.status = code if code > 0 else 1
                 continue
             self.status = code if code > 0 else 1

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from dev.kafka_local import Broker
+from tests.support import members
 from tests.support.campaign import accounts, books, delivered_ids, events, write_destinations
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
@@ -65,13 +66,13 @@ def test_a_broker_restart_mid_run_loses_nothing_and_the_service_rides_it_out(res
     assert broker is not None
     bed.fake.set_faults(latency_ms=40)  # slow enough that the restart lands mid-run
     bed.produce(events(EVENTS, DESTINATIONS))
-    service = bed.service(
+    service = members.start(
+        bed,
         LOG_LEVEL="WARNING",
         MAX_IN_FLIGHT_RECORDS="1000",
         BATCH_MAX_RECORDS="100",
         CLEVERTAP_MAX_IN_FLIGHT="2",
     )
-    service.wait_ready()
     wait_for(lambda: len(delivered_ids(bed.fake)) >= EVENTS // 5, 120, service.log_tail)
     broker.stop()
     at_stop = len(delivered_ids(bed.fake))

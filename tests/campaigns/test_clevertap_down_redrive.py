@@ -20,6 +20,7 @@ import pytest
 
 from consumer.dlq_admin import REDRIVE_HEADER
 from consumer.source import message_headers
+from tests.support import members
 from tests.support.campaign import accounts, books, delivered_ids, events, write_destinations
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
@@ -63,8 +64,7 @@ def test_clevertap_down_past_the_budget_then_redrive_delivers_each_event_once(do
     bed = down_bed
     bed.fake.set_faults(down=True)
     bed.produce(events(EVENTS, DESTINATIONS))
-    service = bed.service(DELIVERY_RETRY_BUDGET_SECONDS="2", LOG_LEVEL="WARNING")
-    service.wait_ready()
+    service = members.start(bed, DELIVERY_RETRY_BUDGET_SECONDS="2", LOG_LEVEL="WARNING")
     bed.wait_committed_to_end(timeout=120)  # every record is in the DLQ: nothing waits
     down = books(bed, EVENTS)
     assert len(down.delivered) == 0

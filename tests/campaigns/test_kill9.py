@@ -1,5 +1,11 @@
-"""kill -9 in the middle of a faulty run: nothing is lost, and the offset maps keep the
-duplicates to what was in flight at each kill (the issue's target: ≤ 10% over 3 kills)."""
+"""kill -9 in the middle of a faulty run: nothing is lost, and the offset maps plus prompt
+commits keep the duplicates to what was in flight at each kill.
+
+The issue's target: duplicates ≤ 10% of the events over 3 kills with 20% faults, 0 lost, every
+offset committed while the service keeps running. The summary line gives the figures per kill
+and why each repeat happened (tests/support/campaign.py, `KillFigures`); README, "Delivery
+guarantees", says when a duplicate can still happen.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.campaign import MIXED_FAULTS, accounts, books, delivered_ids, events, write_destinations
+from tests.support.campaign import (
+    MIXED_FAULTS,
+    KillCampaign,
+    accounts,
+    kill_campaign,
+    write_destinations,
+)
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
-from tests.support.service import Bed, ServiceProcess, wait_for
+from tests.support.service import Bed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(400)]
 
 DESTINATIONS = 8
+ENV = {"CLEVERTAP_TIMEOUT_SECONDS": "3", "DELIVERY_RETRY_BUDGET_SECONDS": "60", "LOG_LEVEL": "WARNING"}
+# The product target, as a share of the events: what kills and HTTP retries repeated together.
+MAX_DUPLICATE_SHARE = 0.10
 
 
 @pytest.fixture
@@ -35,46 +50,39 @@ def campaign_bed(
         b.close()
 
 
-def _kill_campaign(bed: Bed, n_events: int, kills: int, seed: int) -> None:
-    rnd = random.Random(seed)
-    bed.fake.set_faults(seed=seed, **MIXED_FAULTS)
-    bed.produce(events(n_events, DESTINATIONS))
-    env = {"CLEVERTAP_TIMEOUT_SECONDS": "3", "DELIVERY_RETRY_BUDGET_SECONDS": "60", "LOG_LEVEL": "WARNING"}
-    service = bed.service(**env)
-    service.wait_ready()
-    snapshots = []  # what CleverTap had right after each kill (the dead process sends nothing more)
-    marks = sorted(rnd.uniform(0.1, 0.9) for _ in range(kills))
-    for mark in marks:
-        current = service
-
-        def reached(m: float = mark) -> bool:
-            return len(delivered_ids(bed.fake)) >= m * n_events
-
-        def tail(s: ServiceProcess = current) -> str:
-            return s.log_tail(2000)
-
-        wait_for(reached, 120, tail)
-        service.kill()
-        snapshots.append(delivered_ids(bed.fake))
-        service = bed.service(**env)
-        service.wait_ready()
-    bed.fake.set_faults()  # heal, so the tail is not waiting for retries of stalls
-    bed.wait_committed_to_end(timeout=180)  # while the service is still running
-    result = books(bed, n_events)
-    # Duplicates a kill caused: ids delivered before it that the following instances (up to the
-    # next kill) delivered again.
-    later = [*snapshots[1:], result.delivered]
-    per_kill = [
-        sum(max(0, nxt[i] - snap[i]) for i in snap) for snap, nxt in zip(snapshots, later, strict=True)
-    ]
-    assert service.terminate() == 0, service.log_tail()
-    print(result.summary(f"kill9x{kills}", duplicates_per_kill=per_kill))
-    assert result.lost == [], result.lost[:20]
-    # At-least-once bound. The issue's target (≤ 10% over 3 kills) is measured and printed by
-    # the summary line, not asserted: on this machine it varies from run to run (README,
-    # "Delivery guarantees", says what remains).
-    assert result.duplicates < n_events, result.summary("kill9")
+def _check(run: KillCampaign, name: str) -> None:
+    summary = run.summary(name)
+    print(summary)
+    assert run.books.lost == [], f"lost {run.books.lost[:20]}: {summary}"
+    # A repeat of something the committed offset map said was done is a skip that failed.
+    assert sum(k.covered for k in run.kills) == 0, summary
+    assert run.books.duplicates <= MAX_DUPLICATE_SHARE * run.books.expected, summary
 
 
 def test_three_kills_with_faults_lose_nothing(campaign_bed: Bed) -> None:
-    _kill_campaign(campaign_bed, 20_000, 3, seed=13)
+    _check(kill_campaign(campaign_bed, 20_000, 3, seed=13, env=ENV), "kill9x3")
+
+
+@pytest.mark.timeout(600)
+def test_fifty_thousand_events_five_random_kills(campaign_bed: Bed) -> None:
+    """The CI campaign: 50k events, 5 kill -9s at random points (the seed is in the summary),
+    mixed faults (20% of requests as above, plus 1% of records answered 555 and sent again
+    alone), and 1% of the events for a destination nobody configured: those must end in the DLQ
+    with stage and reason, everything else delivered, nothing lost.
+
+    Static membership, as the Helm chart runs it (the pod name): the restarted replica takes its
+    partitions back at once instead of after the dead member's session timeout, which also
+    keeps this campaign within CI's time (as does not reading the topic back, `locate=False`)."""
+    run = kill_campaign(
+        campaign_bed,
+        50_000,
+        5,
+        seed=random.randrange(1_000_000),
+        env={**ENV, "KAFKA_GROUP_INSTANCE_ID": "kill9-replica-0"},
+        faults={**MIXED_FAULTS, "partial_rate": 0.01},
+        unknown_every=100,
+        locate=False,  # the 20k campaign checks repeats against the committed maps
+    )
+    _check(run, "kill9x5-50k")
+    assert set(run.books.dead_lettered.values()) == {("route", "unknown_destination")}, run.summary("50k")
+    assert len(run.books.dead_lettered) == 500, run.summary("kill9x5-50k")

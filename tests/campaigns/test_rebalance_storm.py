@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import members
 from tests.support.campaign import accounts, books, delivered_ids, events, write_destinations
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
@@ -54,8 +55,8 @@ def _assigned(s: ServiceProcess) -> float:
     return s.metric_sum("clevertap_consumer_assigned_partitions")
 
 
-def _owns_partitions(members: list[ServiceProcess]) -> Callable[[], bool]:
-    return lambda: all(_assigned(s) > 0 for s in members) and sum(map(_assigned, members)) == PARTITIONS
+def _owns_partitions(group: list[ServiceProcess]) -> Callable[[], bool]:
+    return lambda: all(_assigned(s) > 0 for s in group) and sum(map(_assigned, group)) == PARTITIONS
 
 
 def test_a_rebalance_storm_with_sigterm_and_kill9_loses_nothing(storm_bed: Bed) -> None:
@@ -77,12 +78,10 @@ def test_a_rebalance_storm_with_sigterm_and_kill9_loses_nothing(storm_bed: Bed) 
 
     def join(n: int) -> list[ServiceProcess]:
         joined = [bed.service(**SLOW) for _ in range(n)]
-        for s in joined:
-            s.wait_ready()
-        return joined
+        return [members.ready(bed, s, **SLOW) for s in joined]
 
-    def describe(members: list[ServiceProcess]) -> Callable[[], str]:
-        return lambda: f"assigned {[_assigned(s) for s in members]}"
+    def describe(group: list[ServiceProcess]) -> Callable[[], str]:
+        return lambda: f"assigned {[_assigned(s) for s in group]}"
 
     sigterm_exits: list[int] = []
     kills = 0

@@ -397,6 +397,21 @@ def test_grace_period_below_the_drain_is_refused(grace: int, drain: int, ok: boo
         assert "terminationGracePeriodSeconds" in _render_error(values)
 
 
+@pytest.mark.parametrize(
+    ("workers", "max_in_flight", "ok"), [(1, 15, True), (3, 15, True), (4, 4, True), (5, 4, False)]
+)
+def test_workers_share_the_pods_request_cap(workers: int, max_in_flight: int, ok: bool) -> None:
+    values = merge(scenario("default"), {"workers": workers, "clevertap": {"maxInFlight": max_in_flight}})
+    if ok:
+        env = render(values).env()
+        assert env["WORKERS"]["value"] == str(workers)
+        assert env["CLEVERTAP_MAX_IN_FLIGHT"]["value"] == str(max_in_flight)
+    else:
+        error = _render_error(values)
+        assert "workers (5)" in error
+        assert "clevertap.maxInFlight (4)" in error
+
+
 # --------------------------------------------------------------------------- security
 
 

@@ -31,6 +31,7 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
         ({"kafka": {"topics": "events"}}, "topics"),
         ({"kafka": {"extraConfig": {"fetch.max.bytes": 1048576}}}, "fetch.max.bytes"),
         ({"clevertap": {"maxInFlight": 16}}, "maxInFlight"),
+        ({"workers": 0}, "workers"),
         ({"destinationsUpdate": "hot"}, "destinationsUpdate"),
         ({"batch": {"maxRecords": 1001}}, "maxRecords"),
         ({"flowControl": {"drainTimeoutSeconds": 0}}, "drainTimeoutSeconds"),

@@ -9,16 +9,19 @@ kept), and any other id is *lost*. Each campaign prints one summary line.
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consumer import offset_map
 from consumer.codec import Decoder, to_message
 from consumer.source import message_headers
 from tests.support.fake_clevertap import FakeCleverTapProcess
-from tests.support.service import Bed
+from tests.support.service import Bed, ServiceProcess, wait_for
 
 # Roughly the issue's mix: 20% of requests fail (500/503, 429, connection resets, stalls that
 # run into the client's timeout).
@@ -43,9 +46,14 @@ def destinations(n: int) -> dict[str, Any]:
     }
 
 
-def events(n: int, n_destinations: int, start: int = 0) -> list[dict[str, Any]]:
-    """n track events with unique ids, spread over the destinations and 1000 users."""
-    return [
+UNKNOWN_DESTINATION = "dest-unknown"
+
+
+def events(n: int, n_destinations: int, start: int = 0, unknown_every: int = 0) -> list[dict[str, Any]]:
+    """n track events with unique ids, spread over the destinations and 1000 users; with
+    `unknown_every`, every such event names a destination nobody configured (DLQ, stage
+    route)."""
+    out = [
         {
             "type": "track",
             "event": "Campaign Step",
@@ -57,6 +65,10 @@ def events(n: int, n_destinations: int, start: int = 0) -> list[dict[str, Any]]:
         }
         for i in range(start, start + n)
     ]
+    if unknown_every:
+        for e in out[unknown_every - 1 :: unknown_every]:
+            e["destinationId"] = UNKNOWN_DESTINATION
+    return out
 
 
 @dataclass
@@ -116,3 +128,222 @@ def books(bed: Bed, expected: int) -> Books:
 
 def write_destinations(bed: Bed, n: int) -> None:
     Path(bed.destinations_file).write_text(json.dumps(destinations(n)))
+
+
+# --- kill -9 campaigns ---------------------------------------------------------------------------
+
+# How long before a kill a repeated record was first delivered tells why it was repeated: more
+# than STALE_S (five commit periods) means a commit was late or missing; less than RECENT_S
+# means it was in flight at the kill or finished in the last commit period.
+STALE_S = 0.5
+RECENT_S = 0.1
+# After a kill the fake may still finish requests whose body it had read; let it, then look.
+SETTLE_S = 0.3
+
+Cover = dict[int, tuple[int, list[offset_map.Range]]]
+
+
+def id_locations(bed: Bed, n: int, timeout: float = 60.0) -> dict[int, tuple[int, int]]:
+    """Event id → (partition, offset) of the record that carries it, read back from the topic."""
+    decoder = Decoder()
+    out: dict[int, tuple[int, int]] = {}
+    for m in bed.kafka.consume_all(bed.topic, n, timeout):
+        eid = to_message(decoder.decode(m.value()))["properties"]["eid"]
+        out[int(eid)] = (m.partition() or 0, m.offset() or 0)
+    return out
+
+
+def committed_cover(bed: Bed) -> Cover:
+    """Per partition: the committed watermark and the done ranges its offset map records."""
+    points = bed.kafka.committed_points(bed.group, bed.topic)
+    return {p: (o, offset_map.decode(o, md)) for p, (o, md) in points.items()}
+
+
+def _is_covered(cover: Cover, where: tuple[int, int]) -> bool:
+    partition, offset = where
+    if partition not in cover:
+        return False
+    watermark, done = cover[partition]
+    return offset < watermark or any(start <= offset < end for start, end in done)
+
+
+@dataclass
+class KillFigures:
+    """What one kill -9 cost, in repeated deliveries.
+
+    `repeated`: records delivered by the killed instance (its last delivery of them) that a
+    later instance delivered again, split by how long before the kill they were delivered and
+    what the group's commit said at the kill: `stale` (≥ STALE_S before, not committed: a late
+    or missing commit), `mid` (RECENT_S … STALE_S), `recent` (< RECENT_S, or in flight at the
+    kill), `covered` (committed as done, sent again anyway: the skip failed, a bug).
+    `retries`: extra deliveries by the killed instance itself (HTTP retries of a request
+    CleverTap had accepted, e.g. after a client timeout).
+    """
+
+    at: int  # distinct ids delivered when killed
+    repeated: int = 0
+    stale: int = 0
+    mid: int = 0
+    recent: int = 0
+    covered: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "at": self.at,
+            "repeated": self.repeated,
+            "stale": self.stale,
+            "mid": self.mid,
+            "recent": self.recent,
+            "covered": self.covered,
+            "retries": self.retries,
+        }
+
+
+@dataclass
+class KillCampaign:
+    """The books of a kill campaign and the figures of each kill."""
+
+    books: Books
+    kills: list[KillFigures]
+    retries_after_last: int  # extra deliveries by the instance that ran to the end
+    seed: int = 0
+    dlq_duplicates: int = 0  # DLQ records beyond one per dead-lettered id
+
+    @property
+    def crash_duplicates(self) -> int:
+        return sum(k.repeated for k in self.kills)
+
+    @property
+    def retry_duplicates(self) -> int:
+        return sum(k.retries for k in self.kills) + self.retries_after_last
+
+    def summary(self, name: str) -> str:
+        n = max(1, self.books.expected)
+        return self.books.summary(
+            name,
+            crash_duplicates=self.crash_duplicates,
+            crash_duplicate_pct=round(100 * self.crash_duplicates / n, 2),
+            retry_duplicates=self.retry_duplicates,
+            dlq_duplicates=self.dlq_duplicates,
+            seed=self.seed,
+            per_kill=[k.as_dict() for k in self.kills],
+        )
+
+
+@dataclass
+class _Kill:
+    """What the harness saw around one kill: record counts at the fake (its records are in
+    arrival order, so a count is a point in time) and the commit right after the kill."""
+
+    stale_from: int  # records accepted up to STALE_S before the kill
+    recent_from: int  # … up to RECENT_S before it
+    seen: int  # records accepted by the time the dead instance could send no more
+    cover: Cover
+
+
+def _accepted(bed: Bed) -> int:
+    stats = bed.fake.stats()["records"]
+    return int(stats["processed"])
+
+
+def kill_campaign(
+    bed: Bed,
+    n_events: int,
+    kills: int,
+    *,
+    seed: int,
+    env: Mapping[str, str],
+    faults: Mapping[str, float] = MIXED_FAULTS,
+    unknown_every: int = 0,
+    locate: bool = True,
+    timeout: float = 120.0,
+) -> KillCampaign:
+    """Produce `n_events` unique ids, run the service under `faults`, kill -9 it `kills` times
+    at random points (between 10% and 90% delivered), heal, wait until every offset is committed
+    while the last instance still runs, stop it (SIGTERM, must exit 0), and reconcile.
+
+    `locate=False` skips reading every id's offset back from the topic (seconds per 10k
+    events): repeats are then not checked against the committed map (`covered` stays 0)."""
+    rnd = random.Random(seed)
+    bed.fake.set_faults(seed=seed, **faults)
+    bed.produce(events(n_events, len(_destination_ids(bed)), unknown_every=unknown_every))
+    where = id_locations(bed, n_events) if locate else {}
+    service = bed.service(**env)
+    service.wait_ready()
+    seen: list[_Kill] = []
+    for mark in sorted(rnd.uniform(0.1, 0.9) for _ in range(kills)):
+        current = service
+
+        def reached(m: float = mark) -> bool:
+            return _accepted(bed) >= m * n_events
+
+        def tail(s: ServiceProcess = current) -> str:
+            return s.log_tail(2000)
+
+        wait_for(reached, timeout, tail)
+        stale_from = _accepted(bed)
+        time.sleep(STALE_S - RECENT_S)
+        recent_from = _accepted(bed)
+        time.sleep(RECENT_S)
+        service.kill()
+        time.sleep(SETTLE_S)
+        seen.append(_Kill(stale_from, recent_from, _accepted(bed), committed_cover(bed)))
+        service = bed.service(**env)
+        service.wait_ready()
+    bed.fake.set_faults()  # heal, so the tail is not waiting for retries of stalls
+    bed.wait_committed_to_end(timeout=180)  # while the service is still running
+    result = books(bed, n_events)
+    assert service.terminate() == 0, service.log_tail()
+    run = _attribute(result, seen, bed.fake.records(), where)
+    run.seed = seed
+    run.dlq_duplicates = sum(bed.kafka.end_offsets(bed.dlq_topic).values()) - len(result.dead_lettered)
+    return run
+
+
+def _attribute(
+    result: Books, seen: list[_Kill], records: list[dict[str, Any]], where: Mapping[int, tuple[int, int]]
+) -> KillCampaign:
+    """Every delivery of an id after its first is a duplicate: a retry when the same instance
+    made both, else a crash duplicate of the kill that ended the instance of the earlier one."""
+    figures = [KillFigures(at=0) for _ in seen]
+    retries = [0] * (len(seen) + 1)
+    last: dict[int, int] = {}  # id → record index of its latest delivery so far
+    for index, record in enumerate(records):
+        eid = record.get("evtData", {}).get("eid")
+        if eid is None:
+            continue
+        eid = int(eid)
+        instance = next((k for k, s in enumerate(seen) if index < s.seen), len(seen))
+        previous = last.get(eid)
+        last[eid] = index
+        if previous is None:
+            continue
+        before = next((k for k, s in enumerate(seen) if previous < s.seen), len(seen))
+        if before == instance:
+            retries[instance] += 1
+            continue
+        f, kill = figures[before], seen[before]
+        f.repeated += 1
+        if eid in where and any(_is_covered(s.cover, where[eid]) for s in seen[before:instance]):
+            f.covered += 1
+        elif previous < kill.stale_from:
+            f.stale += 1
+        elif previous < kill.recent_from:
+            f.mid += 1
+        else:
+            f.recent += 1
+    firsts: set[int] = set()
+    for k, s in enumerate(seen):
+        for record in records[: s.seen]:
+            eid = record.get("evtData", {}).get("eid")
+            if eid is not None:
+                firsts.add(int(eid))
+        figures[k].at = len(firsts)
+        figures[k].retries = retries[k]
+    return KillCampaign(result, figures, retries[-1])
+
+
+def _destination_ids(bed: Bed) -> list[str]:
+    doc = json.loads(Path(bed.destinations_file).read_text())
+    return [d["id"] for d in doc["destinations"]]

@@ -134,6 +134,16 @@ class KafkaBed:
 
         return self._ask(group, ask)
 
+    def committed_points(self, group: str, topic: str) -> dict[int, tuple[int, str]]:
+        """Committed offsets of `group` on `topic` with their metadata (the offset maps)."""
+
+        def ask(consumer: Consumer) -> dict[int, tuple[int, str]]:
+            md = consumer.list_topics(topic, timeout=10).topics[topic]
+            tps = consumer.committed([TopicPartition(topic, p) for p in md.partitions], timeout=10)
+            return {tp.partition: (tp.offset, tp.metadata or "") for tp in tps if tp.offset >= 0}
+
+        return self._ask(group, ask)
+
     def _ask(self, group: str, question: Callable[[Consumer], T]) -> T:
         """Ask the broker, riding out a restart or a leader move (retriable errors, up to 60 s)."""
         deadline = time.monotonic() + 60

@@ -223,7 +223,6 @@ class Bed:
                 "METRICS_HOST": "127.0.0.1",
                 "METRICS_PORT": str(free_port()),
                 "BATCH_LINGER_MS": "50",
-                "COMMIT_INTERVAL_MS": "200",
                 "DELIVERY_RETRY_BUDGET_SECONDS": "30",
                 "LOG_FORMAT": "json",
                 "LOG_LEVEL": "INFO",

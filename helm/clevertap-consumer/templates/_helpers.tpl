@@ -233,6 +233,9 @@ combination fails `helm install`/`helm template` with a message naming the value
 {{- if lt $grace (addf $drain 10) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be at least flowControl.drainTimeoutSeconds (%v) + 10: the pod is killed before it can drain and commit" .Values.terminationGracePeriodSeconds .Values.flowControl.drainTimeoutSeconds) }}
 {{- end }}
+{{- if gt (int64 .Values.workers) (int64 .Values.clevertap.maxInFlight) }}
+{{- fail (printf "workers (%v) is more than clevertap.maxInFlight (%v): the workers of a pod share its request cap and each needs at least one (WORKERS, CLEVERTAP_MAX_IN_FLIGHT)" .Values.workers .Values.clevertap.maxInFlight) }}
+{{- end }}
 {{- if and .Values.kafka.staticMembership.enabled (ne .Values.kind "StatefulSet") }}
 {{- fail "kafka.staticMembership.enabled needs kind: StatefulSet. With a Deployment every new pod has a new name, so each rollout leaves ghost static members whose partitions stall until kafka.sessionTimeoutMs expires" }}
 {{- end }}
