@@ -23,6 +23,7 @@ their second sample, so an alert on "any 401 in 5 minutes" would miss the first 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import importlib.metadata
 import itertools
@@ -352,6 +353,30 @@ def status_class(status: int) -> str:
 def status_code(status: int) -> str:
     """The bounded `code` label for an HTTP status: the number, or `other` for nonsense values."""
     return str(status) if 100 <= status <= 599 else "other"
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """Observe every value of `amounts`, as `observe` would one by one, with one lock per bucket
+    touched instead of two locks and a bucket scan per value.
+
+    The delivery thread observes the end-to-end latency of every CleverTap record it delivers
+    (a thousand per upload): one by one that was about 2 µs a record of GIL time taken from the
+    poll thread. prometheus_client has no bulk observe, so this counts into the histogram's own
+    bucket values (`_upper_bounds`, `_buckets`, `_sum`; its own `observe` does the same per value);
+    tests/observability/test_metrics.py checks the samples equal one `observe` per value."""
+    bounds = histogram._upper_bounds  # ascending, the last one +Inf
+    counts = [0] * len(bounds)
+    total = 0.0
+    locate = bisect.bisect_left  # the first bound >= amount: `observe`'s `amount <= bound`
+    for amount in amounts:
+        counts[locate(bounds, amount)] += 1
+        total += amount
+    if not any(counts):
+        return
+    histogram._sum.inc(total)
+    for value, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            value.inc(n)
 
 
 def observe_response(account: str, status: int, seconds: float) -> None:

@@ -171,6 +171,24 @@ class Ledger:
             if ts > self.newest.get(tp, 0):
                 self.newest[tp] = ts
 
+    def finish_many(self, entries: Iterable[Entry], outcome: str) -> None:
+        """`finish` for each of `entries` (a delivery result's messages), counted once."""
+        finish, newest = self.tracker.finish, self.newest
+        n = 0
+        for entry in entries:
+            if entry.done or entry.dropped:
+                continue
+            n += 1
+            finish(entry)
+            ts = entry.timestamp_ms
+            if ts is not None:
+                tp = (entry.topic, entry.partition)
+                if ts > newest.get(tp, 0):
+                    newest[tp] = ts
+        if n:
+            self.stats[outcome] += n
+            self.tally.finished[outcome] += n
+
     def publish(self) -> None:
         """Per-message counts reach Prometheus once per loop turn, not once per message."""
         self.stats["consumed"] += sum(self.tally.consumed.values())
@@ -301,8 +319,10 @@ class Deliver:
         self._deliverer.submit(batch)
 
     def drain(self) -> None:
-        finish, dlq = self._ledger.finish, self._dlq
+        """One pass over each result: the messages it completes are finished together."""
+        dlq = self._dlq
         for result in self._deliverer.results():
+            delivered = []
             for item, outcome in zip(result.batch.items, result.outcomes, strict=True):
                 entry = item.entry
                 if entry.dropped:
@@ -314,7 +334,8 @@ class Deliver:
                     if entry.failures:
                         dlq.send(entry, entry.failures[0])
                     else:
-                        finish(entry, "delivered")
+                        delivered.append(entry)
+            self._ledger.finish_many(delivered, "delivered")
         dlq.poll()
 
     def poll(self) -> None:
@@ -392,7 +413,8 @@ class Process:
         self.budgets: dict[str, Budget] = {}
         self._full: set[Budget] = set()
         self._capped: set[TopicPartitionKey] = set()  # held: too many offsets tracked
-        self._sought: dict[TopicPartitionKey, tuple[int, float]] = {}  # last rewind: offset, when
+        # The last rewind per partition: to which offset, when, and where reading had got to then.
+        self._sought: dict[TopicPartitionKey, tuple[int, float, int]] = {}
         self._reread_at: dict[TopicPartitionKey, int] = {}  # how far the re-read since it got
         self._gauges: dict[str, tuple[Any, Any]] = {}
 
@@ -525,15 +547,17 @@ class Process:
             if holds.is_held(tp):
                 continue  # a decode hold re-reads from its own offset first
             last = self._sought.get(tp)
+            at = self._reread_at.get(tp, -1)
             if (
                 last is not None
                 and last[0] <= offset
-                and self._reread_at.get(tp, -1) < offset
+                and at < offset
+                and at < last[2] - 1
                 and now - last[1] < REWIND_RETRY_S
             ):
                 continue  # the re-read from there is on its way and has not passed `offset` yet
             if holds.rewind(tp, offset):
-                self._sought[tp] = (offset, now)
+                self._sought[tp] = (offset, now, tracker.next_offset(tp) or 0)
                 self._reread_at[tp] = -1
         for tp in tracker.over(self._max_tracked):
             if tp not in due and tp not in self._capped and not holds.is_held(tp):
@@ -561,8 +585,9 @@ class Process:
     def submit(self, messages: list[Message]) -> None:
         self._admit()
         now = self._clock()
+        counts: dict[str, list[int]] = {}  # topic → [consumed, bytes, decoded], tallied per batch
         try:
-            self._take(messages, now)
+            self._take(messages, now, counts)
         except _BudgetFull as full:
             e = full.entry
             at = next(
@@ -572,15 +597,25 @@ class Process:
             )
             if at + 1 < len(messages):  # else the next submit waits (`_admit`)
                 raise MessageRejected(messages[at + 1 :]) from None
+        finally:
+            tally = self._ledger.tally
+            for topic, (consumed, size, decoded) in counts.items():
+                tally.consumed[topic] += consumed
+                tally.consumed_bytes[topic] += size
+                tally.decoded[topic] += decoded
 
-    def _take(self, messages: list[Message], now: float) -> None:
+    def _take(self, messages: list[Message], now: float, counts: dict[str, list[int]]) -> None:
         ledger = self._ledger
-        tally, tracker, holds, reread = ledger.tally, ledger.tracker, self._holds, self._reread_at
+        tracker, holds, reread = ledger.tracker, self._holds, self._reread_at
+        decode, register, process = self._decoder.decode_message, tracker.register, self._process
         for m in messages:
             topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
             tp = (topic, partition)
             if holds.is_held(tp):
                 continue  # re-read after the hold; never registered, never committed
+            count = counts.get(topic)
+            if count is None:
+                count = counts[topic] = [0, 0, 0]
             seen = tracker.seen(tp, offset)
             if seen is not None:
                 if seen is SEEN:
@@ -592,20 +627,27 @@ class Process:
                     continue
                 # The partition's previous owner finished it (its commit's offset map): count it
                 # towards the watermark, send nothing.
-                tally.consumed[topic] += 1
+                count[0] += 1
                 done = Entry(topic, partition, offset, None, None, [], None)
-                tracker.register(done)
+                register(done)
                 ledger.finish(done, "already_done")
                 continue
+            count[0] += 1
             value = m.value()
-            tally.consumed[topic] += 1
-            tally.consumed_bytes[topic] += len(value or b"")
+            if value:
+                count[1] += len(value)
             _, ts = m.timestamp()
             entry = Entry(
-                topic, partition, offset, m.key(), value, message_headers(m), ts if ts > 0 else None
+                topic,
+                partition,
+                offset,
+                m.key(),
+                value,
+                message_headers(m) if m.headers() else [],
+                ts if ts > 0 else None,
             )
             try:
-                message = self._decoder.decode_message(value)
+                message = decode(value)
             except DecodeError as exc:
                 if exc.transient:
                     log.warning(
@@ -621,13 +663,13 @@ class Process:
                     metrics.decode_holds.labels(exc.reason).inc()
                     holds.hold(tp, offset, now + TRANSIENT_DECODE_BACKOFF_S)
                     continue
-                tracker.register(entry)
+                register(entry)
                 metrics.decode_failures.labels(exc.reason).inc()
                 self._reject(entry, Failure("decode", exc.reason, exc.message))
                 continue
-            tally.decoded[topic] += 1
-            tracker.register(entry)
-            self._process(entry, message, now)
+            count[2] += 1
+            register(entry)
+            process(entry, message, now)
 
     def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
         route = self._router.route(message, entry.headers, entry.topic)

@@ -93,6 +93,8 @@ class Decoder:
         fmt = self.value_format
         if fmt == "json" or (fmt == "auto" and value and value[0] in _JSON_START):
             return decode_json(value)
+        if value and self.registry is None:  # plain Avro: `decode`'s first branch, one call less
+            return to_message(self._read(value, 0, self._local, None, None))
         return to_message(self.decode(value))
 
     def close(self) -> None:

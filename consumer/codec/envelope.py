@@ -76,24 +76,32 @@ def to_message(envelope: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises `DecodeError("bad_json_field")` when a JSON text field does not parse or `extra` is
     not a JSON object: the record decoded, but its content is broken, so it is dead-lettered.
+    One pass, the JSON fields parsed in line (this runs once per consumed record); a field that
+    does not parse is found again by `_loads` for the error message.
     """
     message: dict[str, Any] = {}
     extra = None
-    for key, value in envelope.items():
-        if value is None or value == "":
-            continue
-        if key in JSON_FIELDS:
-            message[key] = _loads(key, value)
-        elif key == EXTRA_FIELD:
-            extra = value
-        else:
-            message[key] = value
-    if extra is not None:
-        rest = _loads(EXTRA_FIELD, extra)
-        if not isinstance(rest, dict):
-            raise DecodeError(
-                "bad_json_field", f"field 'extra' must hold a JSON object, not {type(rest).__name__}"
-            )
-        for key, value in rest.items():
-            message.setdefault(key, value)
+    loads, json_fields = orjson.loads, JSON_FIELDS
+    try:
+        for key, value in envelope.items():
+            if value is None or value == "":
+                continue
+            if key in json_fields:
+                message[key] = loads(value)
+            elif key == EXTRA_FIELD:
+                extra = value
+            else:
+                message[key] = value
+        rest = {} if extra is None else loads(extra)
+    except orjson.JSONDecodeError:
+        for key, value in envelope.items():
+            if value and (key in json_fields or key == EXTRA_FIELD):
+                _loads(key, value)
+        raise  # pragma: no cover - one of the fields above raised already
+    if not isinstance(rest, dict):
+        raise DecodeError(
+            "bad_json_field", f"field 'extra' must hold a JSON object, not {type(rest).__name__}"
+        )
+    for key, value in rest.items():
+        message.setdefault(key, value)
     return message

@@ -220,3 +220,27 @@ def test_forget_partitions_drops_only_the_revoked_partitions() -> None:
         is None
     )
     assert get("clevertap_consumer_consumer_lag", {"topic": "forget-t", "partition": "1"}) == 11
+
+
+def test_observe_many_counts_exactly_as_one_observe_per_value() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    values = [0.0, 0.05, 0.0500001, 0.1, 0.3, 1.0, 2.5, 7.0, 99.0, 1e9]
+    registry = CollectorRegistry()
+    one = Histogram("one_seconds", "h", buckets=(0.05, 0.1, 1, 2.5, 10), registry=registry)
+    many = Histogram("many_seconds", "h", buckets=(0.05, 0.1, 1, 2.5, 10), registry=registry)
+    for v in values:
+        one.observe(v)
+    m.observe_many(many, values)
+    m.observe_many(many, [])  # nothing observed: nothing changes
+
+    def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name.replace(name, ""), s.labels, s.value)
+            for family in registry.collect()
+            if family.name == name
+            for s in family.samples
+        ]
+
+    assert samples("one_seconds") == samples("many_seconds")
+    assert {s[1].get("le"): s[2] for s in samples("many_seconds") if s[0] == "_bucket"}["0.05"] == 2
