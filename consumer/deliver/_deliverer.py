@@ -24,7 +24,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from .. import metrics
-from ..batch import Batch
+from ..batch import Batch, BatchKind
 from ..contracts import Failure, Target
 from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
 from ._client import NoReply, Reply, get_attribution, post_upload
@@ -139,7 +139,8 @@ class Deliverer:
         self._tasks: dict[asyncio.Task[None], Batch] = {}
         self._reported: dict[int, set[int]] = {}  # id(batch) → item indices reported early
         self._limits: dict[str, AdaptiveLimit] = {}
-        self._breakers: dict[str, AuthBreaker] = {}
+        self._breakers: dict[tuple[str, BatchKind], AuthBreaker] = {}  # (account, credentials)
+        self._account_breakers: dict[str, list[AuthBreaker]] = {}
         # The destinations' current targets by account, replaced whole by a reload (another
         # thread; one assignment, so the loop sees the old table or the new one).
         self._current: dict[str, tuple[Target, ...]] = {}
@@ -308,10 +309,17 @@ class Deliverer:
             self._limits[account] = limit
         return limit
 
-    def _breaker_for(self, account: str) -> AuthBreaker:
-        breaker = self._breakers.get(account)
+    def _breaker_for(self, account: str, kind: BatchKind) -> AuthBreaker:
+        """The breaker of the credentials `kind` is sent with: /attribution's (token and
+        passcode) apart from /1/upload's (the passcode; token uploads use it too)."""
+        credentials: BatchKind = "attribution" if kind == "attribution" else "upload"
+        key = (account, credentials)
+        breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = self._breakers[account] = AuthBreaker(account, self.options.auth_probe_interval_s)
+            siblings = self._account_breakers.setdefault(account, [])
+            breaker = self._breakers[key] = AuthBreaker(
+                account, self.options.auth_probe_interval_s, siblings=siblings
+            )
         return breaker
 
     # -- one batch -------------------------------------------------------------------------
@@ -321,7 +329,7 @@ class Deliverer:
         if not batch.items:
             return progress.outcomes
         limit = self._limit_for(batch.target.account_id)
-        breaker = self._breaker_for(batch.target.account_id)
+        breaker = self._breaker_for(batch.target.account_id, batch.kind)
         was_held = False
         while True:
             admission = breaker.admit()
