@@ -19,7 +19,9 @@ Runs:
                    and are retried; nothing of it finishes during the run).
 
 Prints each run's healthy rate and its ratio to solo (target ≥ 0.80), peak RSS, and what became
-of the sick account's records (deferred at most, dead-lettered, partition rewinds).
+of the sick account's records (deferred at most, dead-lettered, partition rewinds). In the hold
+and stalled runs the sick account then recovers: how long until all its records are delivered
+(read again from Kafka after being deferred), and how many were (more than sent: duplicates).
 
     .venv/bin/python bench/isolation.py [--events 20000] [--rate 500] [--timeout 5] [--json FILE]
 """
@@ -140,14 +142,37 @@ def one_run(bootstrap: str, run: str, n: int, rate: float, timeout_s: float) -> 
                 raise SystemExit(f"{run}: the healthy account did not finish within 600 s (see {work})")
             time.sleep(0.2)
         producer.join()
-        return {
+        out = {
             "healthy_records_per_s": n / (now - start),
             "peak_rss_mib": rss_peak_mb(service.proc.pid),
             "sick_delivered": total(samples, "clevertap_consumer_records_delivered_total", account=SICK),
             "sick_dead_lettered": total(samples, "clevertap_consumer_dlq_records_total"),
             "sick_deferred_peak": deferred_peak,
-            "rewinds": total(samples, "clevertap_consumer_partition_rewinds_total"),
         }
+        if run in ("401 hold", "stalled"):  # the account recovers: are its deferred records read again?
+            control.post("/_fake/faults", json={"account": SICK}).raise_for_status()
+            healed = time.perf_counter()
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    samples = service.metrics()
+                except httpx.HTTPError:
+                    samples = {}
+                sick_done = total(samples, "clevertap_consumer_records_delivered_total", account=SICK)
+                if sick_done >= n:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{run}: {sick_done:,.0f} of the sick account's {n:,} not delivered")
+                time.sleep(0.5)
+            time.sleep(2)  # anything delivered twice would show up now
+            samples = service.metrics()
+            out["recovery_s"] = time.perf_counter() - healed - 2
+            out["sick_delivered_after"] = total(
+                samples, "clevertap_consumer_records_delivered_total", account=SICK
+            )
+            out["peak_rss_mib_after"] = rss_peak_mb(service.proc.pid)
+        out["rewinds"] = total(samples, "clevertap_consumer_partition_rewinds_total")
+        return out
     finally:
         service.proc.kill()
         service.proc.wait(30)
@@ -187,6 +212,13 @@ def main() -> None:
                 f"{r['rewinds']:,.0f} rewinds"
             )
             results[f"{key}_sick_deferred_peak"] = r["sick_deferred_peak"]
+        if "recovery_s" in r:
+            extra += (
+                f"; once it recovers: all {r['sick_delivered_after']:,.0f} delivered in "
+                f"{r['recovery_s']:.0f} s, peak RSS then {r['peak_rss_mib_after']:.0f} MiB"
+            )
+            results[f"{key}_sick_recovery_s"] = r["recovery_s"]
+            results[f"{key}_sick_delivered_after_recovery"] = r["sick_delivered_after"]
         print(
             f"{run + ':':17} healthy {rate:,.0f} records/s = {rate / solo:.2f} of solo, "
             f"peak RSS {r['peak_rss_mib']:.0f} MiB{extra}",

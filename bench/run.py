@@ -72,14 +72,14 @@ BENCHES = (
     Bench(
         "e2e_1",
         "e2e.py",
-        ("--events", "60000", "--latency"),
+        ("--events", "40000", "--latency"),
         ("--events", "5000", "--latency", "--latency-seconds", "5"),
         timeout=900,
     ),
     Bench(
         "e2e_2",
         "e2e.py",
-        ("--events", "60000", "--workers", "2"),
+        ("--events", "40000", "--workers", "2"),
         ("--events", "5000", "--workers", "2"),
         needs=("--json", "--workers"),
         timeout=900,
@@ -88,7 +88,7 @@ BENCHES = (
     Bench(
         "isolation",
         "isolation.py",
-        ("--events", "5000"),  # five runs at 500 healthy events/s offered: ~10 s of stream each
+        ("--events", "4000"),  # five runs at 500 healthy events/s offered: ~8 s of stream each
         ("--events", "1000"),
         timeout=900,
         in_quick=False,  # five service start-ups however small: minutes, and a short stream says nothing

@@ -29,6 +29,7 @@ from .destinations import (
     duplicate_ids_problem,
     read_destinations_data,
 )
+from .observability import checked_secrets
 from .settings import Settings, kafka_client_config
 
 #: A probe's verdict: fine, something to fix in the configuration, or something not answering.
@@ -74,7 +75,7 @@ def check_destinations_file(path: Path, environ: Mapping[str, str] = os.environ)
     usable = []
     for d in valid:
         try:
-            d.resolve_passcode(environ)
+            checked_secrets(d, environ)  # readable, and long enough to redact (as start-up)
             usable.append(d)
         except ConfigError as exc:
             problems.append(f"{path}: {exc}")

@@ -409,7 +409,10 @@ def read_destinations_data(path: Path) -> Any:
 def parse_yaml_text(text: str, source: str) -> Any:
     """YAML (or JSON) text → data; the error gives line, column and what is wrong, never the
     text around it (that line may hold an inline passcode)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # reads the text already: unprintable characters raise here
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid JSON or YAML: {_yaml_problem(exc)}") from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from . import metrics
-from .destinations import ConfigError, DestinationsFile
+from .destinations import ConfigError, Destination, DestinationsFile
 from .health import Health, HealthServer, serve
 from .kafka_stats import KafkaStats
 from .logs import configure_logging, register_secret, register_settings_secrets
@@ -42,23 +42,27 @@ def destination_secrets(
     long enough to redact. Start-up and a reload both call this before registering them: a
     short passcode arriving by reload would otherwise be used, and the log could not hide it.
     Raises ConfigError naming the destination and the key."""
+    return [s for d in destinations.destinations for s in checked_secrets(d, environ)]
+
+
+def checked_secrets(destination: Destination, environ: Mapping[str, str] = os.environ) -> list[SecretStr]:
+    """One destination's secrets, read and checked (`check-config` reports each destination)."""
     found: list[SecretStr] = []
-    for destination in destinations.destinations:
-        passcode = destination.resolve_passcode(environ)
-        partner = destination.attribution_partner
-        partner_token = None if partner is None else partner.account_token
-        for name, secret in (
-            ("passcode", passcode),
-            ("accountToken", destination.account_token),
-            ("attributionPartner.accountToken", partner_token),
-        ):
-            if secret is None:
-                continue
-            try:
-                check_secret(secret.get_secret_value())
-            except ValueError as exc:
-                raise ConfigError(f"destination {destination.id!r}: {name} is {exc}") from None
-            found.append(secret)
+    passcode = destination.resolve_passcode(environ)
+    partner = destination.attribution_partner
+    partner_token = None if partner is None else partner.account_token
+    for name, secret in (
+        ("passcode", passcode),
+        ("accountToken", destination.account_token),
+        ("attributionPartner.accountToken", partner_token),
+    ):
+        if secret is None:
+            continue
+        try:
+            check_secret(secret.get_secret_value())
+        except ValueError as exc:
+            raise ConfigError(f"destination {destination.id!r}: {name} is {exc}") from None
+        found.append(secret)
     return found
 
 

@@ -413,7 +413,8 @@ class Process:
         self.budgets: dict[str, Budget] = {}
         self._full: set[Budget] = set()
         self._capped: set[TopicPartitionKey] = set()  # held: too many offsets tracked
-        self._sought: dict[TopicPartitionKey, tuple[int, float]] = {}  # last rewind: offset, when
+        # The last rewind per partition: to which offset, when, and where reading had got to then.
+        self._sought: dict[TopicPartitionKey, tuple[int, float, int]] = {}
         self._reread_at: dict[TopicPartitionKey, int] = {}  # how far the re-read since it got
         self._gauges: dict[str, tuple[Any, Any]] = {}
 
@@ -546,15 +547,17 @@ class Process:
             if holds.is_held(tp):
                 continue  # a decode hold re-reads from its own offset first
             last = self._sought.get(tp)
+            at = self._reread_at.get(tp, -1)
             if (
                 last is not None
                 and last[0] <= offset
-                and self._reread_at.get(tp, -1) < offset
+                and at < offset
+                and at < last[2] - 1
                 and now - last[1] < REWIND_RETRY_S
             ):
                 continue  # the re-read from there is on its way and has not passed `offset` yet
             if holds.rewind(tp, offset):
-                self._sought[tp] = (offset, now)
+                self._sought[tp] = (offset, now, tracker.next_offset(tp) or 0)
                 self._reread_at[tp] = -1
         for tp in tracker.over(self._max_tracked):
             if tp not in due and tp not in self._capped and not holds.is_held(tp):

@@ -7,6 +7,10 @@ closes the breaker (the operator fixed the passcode and reloaded), another 401/4
 open. Other accounts never notice. What happens to the refused batches is the destination's
 `onAuthFailure` choice, applied by the deliverer: dead-letter them (`auth_failed`, redrivable)
 or hold them until the breaker closes.
+
+An account with an `attributionPartner` has two sets of credentials (the passcode for
+/1/upload; the account token with it for /attribution), so it has a breaker for each: an upload
+that works proves nothing about a wrong token. The account's gauge is open while either is.
 """
 
 from __future__ import annotations
@@ -35,9 +39,16 @@ class AuthBreaker:
     """One account's breaker. Used only on the delivery loop's thread."""
 
     def __init__(
-        self, account: str, probe_interval_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        account: str,
+        probe_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        siblings: list[AuthBreaker] | None = None,
     ) -> None:
         self.account = account
+        # The account's breakers (this one included), which share its gauge.
+        self._siblings = siblings if siblings is not None else []
+        self._siblings.append(self)
         self.probe_interval_s = probe_interval_s
         self._clock = clock
         self.is_open = False
@@ -47,7 +58,10 @@ class AuthBreaker:
         self._closed = asyncio.Event()
         self._closed.set()
         self._gauge = metrics.auth_breaker_open.labels(account)
-        self._gauge.set(0)
+        self._publish()
+
+    def _publish(self) -> None:
+        self._gauge.set(int(any(b.is_open for b in self._siblings)))
 
     def admit(self) -> Admission:
         if not self.is_open:
@@ -68,7 +82,7 @@ class AuthBreaker:
         if not self.is_open:
             self.is_open = True
             self._closed.clear()
-            self._gauge.set(1)
+            self._publish()
             log.error(
                 "account %s answered HTTP %d: breaker open, its uploads stop; one probe every %.0fs "
                 "(fix the destination's passcode or region)",
@@ -82,7 +96,7 @@ class AuthBreaker:
         if self.is_open:
             self.is_open = False
             self._closed.set()
-            self._gauge.set(0)
+            self._publish()
             log.warning("account %s accepted an upload again: breaker closed", self.account)
 
     async def wait(self) -> None:

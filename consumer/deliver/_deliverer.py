@@ -24,7 +24,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from .. import metrics
-from ..batch import Batch
+from ..batch import Batch, BatchKind
 from ..contracts import Failure, Target
 from ._breaker import AUTH_STATUSES, Admission, AuthBreaker
 from ._client import NoReply, Reply, get_attribution, post_upload
@@ -129,13 +129,18 @@ class Deliverer:
         self._results: deque[BatchResult] = deque()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        # One keep-alive pool per account: httpcore walks every connection of a pool (and polls
+        # each idle one's socket) whenever a request starts or ends, so a shared pool made each
+        # request cost O(all accounts' connections); per account it is at most its 15.
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._spare: httpx.AsyncClient | None = None  # made at start-up, so a bad setup fails there
         self._start_error: BaseException | None = None
         # Owned by the loop thread:
         self._tasks: dict[asyncio.Task[None], Batch] = {}
         self._reported: dict[int, set[int]] = {}  # id(batch) → item indices reported early
         self._limits: dict[str, AdaptiveLimit] = {}
-        self._breakers: dict[str, AuthBreaker] = {}
+        self._breakers: dict[tuple[str, BatchKind], AuthBreaker] = {}  # (account, credentials)
+        self._account_breakers: dict[str, list[AuthBreaker]] = {}
         # The destinations' current targets by account, replaced whole by a reload (another
         # thread; one assignment, so the loop sees the old table or the new one).
         self._current: dict[str, tuple[Target, ...]] = {}
@@ -237,7 +242,7 @@ class Deliverer:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            self._client = self._client_factory(self.options)
+            self._spare = self._client_factory(self.options)
         except BaseException as exc:
             self._start_error = exc
             loop.close()
@@ -273,8 +278,11 @@ class Deliverer:
             log.warning(
                 "closing: %d batch(es) still in flight were cancelled, not committed", len(unfinished)
             )
-        assert self._client is not None
-        await self._client.aclose()
+        clients = [*self._clients.values(), *([self._spare] if self._spare is not None else [])]
+        self._clients.clear()
+        self._spare = None
+        for client in clients:
+            await client.aclose()
         return unfinished
 
     async def _run(self, batch: Batch) -> None:
@@ -301,10 +309,17 @@ class Deliverer:
             self._limits[account] = limit
         return limit
 
-    def _breaker_for(self, account: str) -> AuthBreaker:
-        breaker = self._breakers.get(account)
+    def _breaker_for(self, account: str, kind: BatchKind) -> AuthBreaker:
+        """The breaker of the credentials `kind` is sent with: /attribution's (token and
+        passcode) apart from /1/upload's (the passcode; token uploads use it too)."""
+        credentials: BatchKind = "attribution" if kind == "attribution" else "upload"
+        key = (account, credentials)
+        breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = self._breakers[account] = AuthBreaker(account, self.options.auth_probe_interval_s)
+            siblings = self._account_breakers.setdefault(account, [])
+            breaker = self._breakers[key] = AuthBreaker(
+                account, self.options.auth_probe_interval_s, siblings=siblings
+            )
         return breaker
 
     # -- one batch -------------------------------------------------------------------------
@@ -314,7 +329,7 @@ class Deliverer:
         if not batch.items:
             return progress.outcomes
         limit = self._limit_for(batch.target.account_id)
-        breaker = self._breaker_for(batch.target.account_id)
+        breaker = self._breaker_for(batch.target.account_id, batch.kind)
         was_held = False
         while True:
             admission = breaker.admit()
@@ -405,9 +420,11 @@ class Deliverer:
             metrics.batch_bytes.observe(len(body))
             if progress.batch.kind == "attribution":
                 params = orjson.loads(sent[0])  # a batch of one (batch.Batcher)
-                reply = await get_attribution(self._require_client(), progress.target, params)
+                reply = await get_attribution(
+                    self._client_for(progress.target.account_id), progress.target, params
+                )
             else:
-                reply = await post_upload(self._require_client(), progress.target, body)
+                reply = await post_upload(self._client_for(progress.target.account_id), progress.target, body)
             if isinstance(reply, Reply):
                 progress.last_status = reply.status
                 if reply.status == 429:
@@ -444,9 +461,14 @@ class Deliverer:
         else:
             self._reject_all(progress, status, reply.content)
 
-    def _require_client(self) -> httpx.AsyncClient:
-        assert self._client is not None
-        return self._client
+    def _client_for(self, account: str) -> httpx.AsyncClient:
+        client = self._clients.get(account)
+        if client is None:
+            client, self._spare = self._spare, None
+            if client is None:
+                client = self._client_factory(self.options)
+            self._clients[account] = client
+        return client
 
     def _read(self, progress: _Progress, reply: Reply, sent: list[bytes]) -> None:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -50,11 +52,13 @@ class DeliveryOptions:
         )
 
     def http_client(self) -> httpx.AsyncClient:
-        """The default client: one keep-alive pool for every host. The per-account limits bound
-        the connections, so the pool itself does not (a cap there would couple accounts)."""
+        """The default client, one per account (its keep-alive pool for every host). The
+        per-account limit bounds the connections, so the pool itself does not. The TLS context
+        (the CA bundle, about a megabyte) is made once and shared by every account's client."""
         from ._client import USER_AGENT
 
         return httpx.AsyncClient(
+            verify=_tls_context(),
             timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, self.connect_timeout_s)),
             limits=httpx.Limits(
                 max_connections=None, max_keepalive_connections=self.max_keepalive, keepalive_expiry=30.0
@@ -62,3 +66,9 @@ class DeliveryOptions:
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
         )
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verification (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), made once."""
+    return httpx.create_ssl_context()

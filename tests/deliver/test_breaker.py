@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from consumer.contracts import Target
 from consumer.deliver import BatchResult, Deliverer, DeliveryOptions
+from consumer.deliver._breaker import AuthBreaker
 from tests.support.batches import event, make_batch, target
 from tests.support.fake_clevertap import FakeCleverTapProcess
 
@@ -145,3 +146,18 @@ def test_403_opens_the_breaker_too(
     assert [o.reason for o in first.outcomes if o] == ["forbidden"]
     assert [(o.reason, o.code) for o in second.outcomes if o] == [("auth_failed", 403)]
     assert fake_clevertap.stats()["requests"] == {"403": 1}
+
+
+def test_an_accounts_upload_and_attribution_credentials_have_their_own_breakers() -> None:
+    """A wrong account token (401 from /attribution) is not cured by the passcode working on
+    /1/upload: the account's gauge stays open until the attribution breaker itself closes."""
+    siblings: list[AuthBreaker] = []
+    upload = AuthBreaker("ACC-SIB", 60.0, siblings=siblings)
+    attribution = AuthBreaker("ACC-SIB", 60.0, siblings=siblings)
+    attribution.trip(401)
+    upload.succeeded()
+    assert attribution.is_open
+    assert not upload.is_open
+    assert _sample("auth_breaker_open", account="ACC-SIB") == 1
+    attribution.succeeded()
+    assert _sample("auth_breaker_open", account="ACC-SIB") == 0

@@ -187,18 +187,19 @@ def test_hostile_destinations_files_stop_start_up_without_traceback_or_secret(
     assert named in done.stderr
     assert "Traceback" not in done.stderr
     assert INLINE not in done.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "consumer", "check-config", "--destinations", str(bed.destinations_file)],
+        env=bed.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 2
+    assert named in check.stderr, "check-config refuses what start-up refuses"
+    assert "Traceback" not in check.stderr
+    assert INLINE not in check.stderr + check.stdout
     if named != "destination 'd': passcode is shorter":
-        check = subprocess.run(
-            [sys.executable, "-m", "consumer", "check-config", "--destinations", str(bed.destinations_file)],
-            env=bed.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert check.returncode == 2
-        assert "Traceback" not in check.stderr
-        assert INLINE not in check.stderr + check.stdout
         tool = subprocess.run(
             [
                 sys.executable,

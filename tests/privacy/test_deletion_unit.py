@@ -4,6 +4,7 @@ fake CleverTap's delete endpoint with CleverTap's checks (a real HTTP server on 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from typing import Any
 
 import httpx
@@ -100,7 +101,9 @@ def _delete(fake: FakeCleverTapProcess, body: Any, passcode: str | None = None) 
         "Content-Type": "application/json",
     }
     content = body if isinstance(body, bytes) else orjson.dumps(body)
-    return httpx.post(f"{fake.url}/1/delete/profiles.json", content=content, headers=headers, trust_env=False)
+    return httpx.post(
+        f"{fake.url}/1/delete/profiles.json", content=content, headers=headers, trust_env=False, timeout=30
+    )
 
 
 def test_the_fake_deletes_by_identity_or_guid(fake_clevertap: FakeCleverTapProcess) -> None:
@@ -138,10 +141,14 @@ def test_the_fake_checks_credentials_and_faults(fake_clevertap: FakeCleverTapPro
 
 
 def test_the_fake_allows_three_deletions_in_flight_per_account(fake_clevertap: FakeCleverTapProcess) -> None:
-    fake_clevertap.set_faults(latency_ms=400)
+    # Long enough that all five overlap even on a loaded machine; the barrier sends them together.
+    fake_clevertap.set_faults(latency_ms=3000)
+    together = threading.Barrier(5)
+
+    def one(i: int) -> httpx.Response:
+        together.wait()
+        return _delete(fake_clevertap, {"identity": [f"u{i}"]})
+
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
-        statuses = sorted(
-            r.status_code
-            for r in pool.map(lambda i: _delete(fake_clevertap, {"identity": [f"u{i}"]}), range(5))
-        )
+        statuses = sorted(r.status_code for r in pool.map(one, range(5)))
     assert statuses == [200, 200, 200, 429, 429]

@@ -305,3 +305,22 @@ def test_revocation_forgets_placeholders_and_budgets_do_not_leak() -> None:
     assert tracker.in_flight_records == 0
     assert c.process.budgets[SICK].records == 0
     assert c.process.budgets[SICK].waiting == {}
+
+
+def test_a_new_deferral_after_a_finished_reread_is_read_again_at_once() -> None:
+    c = Chain()
+    sick_account_deferring(c)
+    c.offer(interleaved(6, 2))  # sick 6 deferred
+    c.answer(HEALTHY)
+    c.answer(SICK)
+    c.turn()
+    assert c.holds.rewinds == [(TP, 6)]
+    c.offer(interleaved(6, 2))  # the re-read, complete: 6 sent, 7 skipped
+    c.offer(interleaved(8, 6))  # sick 8, 10 fill it again (slow last time: deferring at once), 12 deferred
+    assert c.sent[SICK] == [0, 2, 4, 6, 8, 10]
+    c.answer(HEALTHY)
+    c.answer(SICK)
+    c.turn()  # well within REWIND_RETRY_S of the last rewind, which is done with
+    assert c.holds.rewinds == [(TP, 6), (TP, 12)]
+    c.offer(interleaved(12, 2))
+    assert c.sent[SICK][-1] == 12

@@ -256,15 +256,19 @@ def kill_campaign(
     env: Mapping[str, str],
     faults: Mapping[str, float] = MIXED_FAULTS,
     unknown_every: int = 0,
+    locate: bool = True,
     timeout: float = 120.0,
 ) -> KillCampaign:
     """Produce `n_events` unique ids, run the service under `faults`, kill -9 it `kills` times
     at random points (between 10% and 90% delivered), heal, wait until every offset is committed
-    while the last instance still runs, stop it (SIGTERM, must exit 0), and reconcile."""
+    while the last instance still runs, stop it (SIGTERM, must exit 0), and reconcile.
+
+    `locate=False` skips reading every id's offset back from the topic (seconds per 10k
+    events): repeats are then not checked against the committed map (`covered` stays 0)."""
     rnd = random.Random(seed)
     bed.fake.set_faults(seed=seed, **faults)
     bed.produce(events(n_events, len(_destination_ids(bed)), unknown_every=unknown_every))
-    where = id_locations(bed, n_events)
+    where = id_locations(bed, n_events) if locate else {}
     service = bed.service(**env)
     service.wait_ready()
     seen: list[_Kill] = []
@@ -321,7 +325,7 @@ def _attribute(
             continue
         f, kill = figures[before], seen[before]
         f.repeated += 1
-        if any(_is_covered(s.cover, where[eid]) for s in seen[before:instance]):
+        if eid in where and any(_is_covered(s.cover, where[eid]) for s in seen[before:instance]):
             f.covered += 1
         elif previous < kill.stale_from:
             f.stale += 1
