@@ -262,13 +262,7 @@ class OffsetTracker:
         if entry.done or entry.dropped:
             return
         entry.done = True
-        size = entry.size
-        self.in_flight_records -= 1
-        self.in_flight_bytes -= size
-        budget = entry.budget
-        if budget is not None:
-            budget.records -= 1
-            budget.bytes -= size
+        self._release(entry)
         # Nothing reads a finished message's payload again (its DLQ copy is written): a done
         # entry waiting behind a stuck watermark keeps only its offset's worth of memory.
         entry.value = entry.key = None
@@ -356,11 +350,15 @@ class OffsetTracker:
                 if entry.deferred:
                     self.deferred_records -= 1
                     continue
-                size = entry.size
-                self.in_flight_records -= 1
-                self.in_flight_bytes -= size
-                budget = entry.budget
-                if budget is not None:
-                    budget.records -= 1
-                    budget.bytes -= size
+                self._release(entry)
         return released
+
+    def _release(self, entry: Entry) -> None:
+        """`entry` no longer counts against the in-flight limits, nor its account's budget."""
+        size = entry.size
+        self.in_flight_records -= 1
+        self.in_flight_bytes -= size
+        budget = entry.budget
+        if budget is not None:
+            budget.records -= 1
+            budget.bytes -= size

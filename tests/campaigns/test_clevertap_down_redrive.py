@@ -21,7 +21,7 @@ import pytest
 from consumer.dlq_admin import REDRIVE_HEADER
 from consumer.source import message_headers
 from tests.support import members
-from tests.support.campaign import accounts, books, delivered_ids, events, write_destinations
+from tests.support.campaign import books, campaign_bed, delivered_ids, events
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
 from tests.support.service import Bed, wait_for
@@ -39,13 +39,7 @@ def down_bed(
     new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> Iterator[Bed]:
-    fake = start_fake(accounts=accounts(DESTINATIONS))
-    b = Bed(kafka, fake, tmp_path, new_topic(partitions=4), new_topic(suffix="-dlq"))
-    write_destinations(b, DESTINATIONS)
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from campaign_bed(kafka, start_fake, new_topic, tmp_path, n_destinations=DESTINATIONS, partitions=4)
 
 
 def _redrive(bed: Bed, *extra: str) -> subprocess.CompletedProcess[str]:

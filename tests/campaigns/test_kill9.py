@@ -18,9 +18,10 @@ import pytest
 from tests.support.campaign import (
     MIXED_FAULTS,
     KillCampaign,
-    accounts,
     kill_campaign,
-    write_destinations,
+)
+from tests.support.campaign import (
+    campaign_bed as make_campaign_bed,
 )
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
@@ -44,13 +45,9 @@ def campaign_bed(
     new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> Iterator[Bed]:
-    fake = start_fake(accounts=accounts(DESTINATIONS))
-    b = Bed(kafka, fake, tmp_path, new_topic(partitions=4), new_topic(suffix="-dlq"))
-    write_destinations(b, DESTINATIONS)
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from make_campaign_bed(
+        kafka, start_fake, new_topic, tmp_path, n_destinations=DESTINATIONS, partitions=4
+    )
 
 
 def _check(run: KillCampaign, name: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import members
-from tests.support.campaign import accounts, books, delivered_ids, events, write_destinations
+from tests.support.campaign import books, campaign_bed, delivered_ids, events
 from tests.support.fake_clevertap import FakeCleverTapProcess
 from tests.support.kafka import KafkaBed
 from tests.support.service import Bed, ServiceProcess, wait_for
@@ -42,13 +42,9 @@ def storm_bed(
     new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> Iterator[Bed]:
-    fake = start_fake(accounts=accounts(DESTINATIONS))
-    b = Bed(kafka, fake, tmp_path, new_topic(partitions=PARTITIONS), new_topic(suffix="-dlq"))
-    write_destinations(b, DESTINATIONS)
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from campaign_bed(
+        kafka, start_fake, new_topic, tmp_path, n_destinations=DESTINATIONS, partitions=PARTITIONS
+    )
 
 
 def _assigned(s: ServiceProcess) -> float:

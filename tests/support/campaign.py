@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from consumer import offset_map
 from consumer.codec import Decoder, to_message
 from consumer.source import message_headers
 from tests.support.fake_clevertap import FakeCleverTapProcess
+from tests.support.kafka import KafkaBed
 from tests.support.service import Bed, ServiceProcess, wait_for
 
 # Roughly the issue's mix: 20% of requests fail (500/503, 429, connection resets, stalls that
@@ -141,6 +142,26 @@ RECENT_S = 0.1
 SETTLE_S = 0.3
 
 Cover = dict[int, tuple[int, list[offset_map.Range]]]
+
+
+def campaign_bed(
+    kafka: KafkaBed,
+    start_fake: Callable[..., FakeCleverTapProcess],
+    new_topic: Callable[..., str],
+    tmp_path: Path,
+    *,
+    n_destinations: int,
+    partitions: int,
+) -> Iterator[Bed]:
+    """A campaign's bed (for a fixture to yield from): a fake CleverTap with `n_destinations`
+    accounts, a fresh topic with `partitions` partitions and its DLQ, the destinations file."""
+    fake = start_fake(accounts=accounts(n_destinations))
+    b = Bed(kafka, fake, tmp_path, new_topic(partitions=partitions), new_topic(suffix="-dlq"))
+    write_destinations(b, n_destinations)
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 def id_locations(bed: Bed, n: int, timeout: float = 60.0) -> dict[int, tuple[int, int]]:
