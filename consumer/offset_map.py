@@ -123,6 +123,20 @@ def encode(base: int, done: Sequence[Range], limit: int = MAX_METADATA_BYTES) ->
     return min(fitting, key=len) if fitting else ""
 
 
+def encode_bits(bits: bytes, limit: int = MAX_METADATA_BYTES) -> str | None:
+    """The metadata for a bitmap already built (bit i, LSB first, = offset base+i done; no
+    trailing zero bytes): kind ``b`` or ``bz``, the smaller that fits `limit`. "" when nothing
+    is done; None when neither fits (the caller encodes the ranges, which cuts a prefix)."""
+    if not bits:
+        return ""
+    if limit <= 0:
+        return None
+    plain = _text("b", bits) if _encoded_len("b", len(bits)) <= limit else None
+    packed = _text("bz", zlib.compress(bits, 9))
+    fitting = [t for t in (plain, packed) if t is not None and len(t) <= limit]
+    return min(fitting, key=len) if fitting else None
+
+
 def decode(base: int, metadata: str | None) -> list[Range]:
     """The done ranges recorded with a commit of `base`; [] for empty or foreign metadata."""
     if not metadata or not metadata.startswith(PREFIX):

@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 # Messages offered to the chain at once; the chain is polled (results drained, commits made)
 # between slices, so a long turn never holds completions back from the commit for long.
 OFFER_SLICE = 100
+# While a delivery result is on its way, a consume waits at most this long for records, so the
+# result is drained and committed within about this long of its reply (not a whole consume
+# timeout later: a kill -9 in between would repeat it).
+RESULT_WAIT_S = 0.01
 
 
 class Health(Protocol):
@@ -231,7 +235,10 @@ class Pipeline(RebalanceListener):
     def step(self) -> None:
         """One turn: consume (paused while a batch is rejected: this only serves the group),
         offer the batch to the chain, then poll the chain."""
-        messages = self._source.poll(self.options.poll_records, self.options.poll_timeout_s)
+        timeout = self.options.poll_timeout_s
+        if timeout > RESULT_WAIT_S and self._deliver.expecting():
+            timeout = RESULT_WAIT_S
+        messages = self._source.poll(self.options.poll_records, timeout)
         if messages:
             messages = self._stop_policy.admit(messages)
         if self._carried is not None:

@@ -288,11 +288,11 @@ class Settings(ClientSettings):
         "offset (deferred, or done behind a stuck record): bounds memory if an account never recovers.",
     )
     commit_interval_ms: int = Field(
-        100,
-        ge=10,
+        20,
+        ge=1,
         le=60_000,
-        description="How often finished offsets (with their offset maps) are committed; a kill -9 "
-        "repeats what finished in the last interval.",
+        description="Finished offsets (with their offset maps) are committed as soon as they finish, "
+        "at most once per this interval; a kill -9 repeats what finished and was not committed yet.",
     )
     drain_timeout_seconds: float = Field(
         20.0,

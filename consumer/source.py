@@ -34,10 +34,10 @@ def consumer_config(s: Settings, client: dict[str, Any]) -> dict[str, Any]:
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.commit": True,
         "enable.auto.offset.store": False,
-        # The pipeline commits (with offset maps) every COMMIT_INTERVAL_MS itself; librdkafka's
+        # The pipeline commits (with offset maps) itself as things finish; librdkafka's
         # auto-commit of the same stored offsets is the backstop on revocation and close, and
-        # on the same period finds nothing new to send.
-        "auto.commit.interval.ms": s.commit_interval_ms,
+        # on its own period finds nothing new to send.
+        "auto.commit.interval.ms": max(1000, s.commit_interval_ms),
         "auto.offset.reset": "earliest",
         "session.timeout.ms": s.kafka_session_timeout_ms,
         "max.poll.interval.ms": 300_000,

@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 T_contra = TypeVar("T_contra", contravariant=True)
 
 TRANSIENT_DECODE_BACKOFF_S = 5.0
-# Completions are committed (watermark + offset map) this often by default (COMMIT_INTERVAL_MS):
-# a crash repeats at most what finished in the last interval, plus what was in flight.
-COMMIT_EVERY_S = 0.1
+# Completions are committed (watermark + offset map) as soon as they are drained, at most once per
+# this interval by default (COMMIT_INTERVAL_MS): a kill -9 repeats what CleverTap accepted and
+# was not committed yet, so every millisecond between a reply and its commit is events doubled.
+COMMIT_EVERY_S = 0.02
 # A partition sought back to re-read deferred messages is sought again only if something lower
 # became due, or after this long without the re-read getting past its lowest deferred offset.
 REWIND_RETRY_S = 5.0
@@ -266,8 +267,10 @@ class ReplayRange:
 
 
 class Commit:
-    """The last step: commit points of what finished, every `every` seconds (COMMIT_INTERVAL_MS,
-    default COMMIT_EVERY_S), through the policy."""
+    """The last step: commit points of what finished, through the policy, as soon as something
+    finished, and at most once every `every` seconds (COMMIT_INTERVAL_MS, default
+    COMMIT_EVERY_S). A commit point is cheap (a slice of the partition's done-bits), so the
+    interval only coalesces the replies of one turn into one commit request."""
 
     def __init__(
         self,
@@ -288,10 +291,13 @@ class Commit:
         del item
 
     def poll(self) -> None:
+        tracker = self._ledger.tracker
+        if not tracker.dirty:
+            return  # nothing finished: the next completion is committed at once
         now = self._clock()
         if now >= self._next:
             self._next = now + self._every
-            self._policy.commit(self._ledger.tracker.take_commits(self._limit()))
+            self._policy.commit(tracker.take_commits(self._limit()))
 
     def commit(self, partitions: set[TopicPartitionKey]) -> None:
         """Commit these partitions now, with their offset maps (revocation, shutdown)."""
@@ -341,6 +347,10 @@ class Deliver:
     def poll(self) -> None:
         self.drain()
         self.next.poll()
+
+    def expecting(self) -> bool:
+        """A delivery result or a DLQ acknowledgement is on its way."""
+        return self._deliverer.in_flight() > 0 or self._dlq.pending() > 0
 
     def pending(self) -> bool:
         """Work that will finish if waited for (deferred placeholders will not: not counted)."""

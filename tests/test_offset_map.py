@@ -3,6 +3,7 @@ broker's metadata limit, and never make a new owner skip an offset that was not 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -153,3 +154,57 @@ def test_a_fragmented_window_of_twenty_thousand_fits_as_a_bitmap() -> None:
     text = offset_map.encode(0, done)
     assert len(text) <= offset_map.MAX_METADATA_BYTES
     assert _expand(offset_map.decode(0, text)) == _expand(done)
+
+
+@given(
+    st.integers(0, 2**40),
+    st.lists(st.integers(0, 3), min_size=1, max_size=600),  # gap before each offset
+    st.randoms(use_true_random=False),
+    st.integers(50, 4096),
+)
+def test_commit_points_say_exactly_what_is_done_above_the_watermark(
+    start: int, gaps: list[int], rnd: random.Random, limit: int
+) -> None:
+    """The tracker sets a bit per finished offset and commits a slice of them; whatever the
+    order things finish in, each commit point decodes to the done offsets above the watermark
+    (a prefix of them when the limit is tight), never to one that is not done."""
+    tracker = OffsetTracker()
+    offsets, o = [], start
+    for gap in gaps:
+        o += gap
+        offsets.append(o)
+        o += 1
+    entries = [Entry("t", 0, x, None, b"v", [], None) for x in offsets]
+    for e in entries:
+        tracker.register(e)
+    for e in rnd.sample(entries, len(entries)):
+        tracker.finish(e)
+        point = tracker.take_commits(limit).get(("t", 0))
+        assert point is not None
+        watermark, metadata = point
+        assert len(metadata) <= limit
+        done_above = {x.offset for x in entries if x.done and x.offset >= watermark}
+        claimed = _expand(offset_map.decode(watermark, metadata))
+        assert claimed <= done_above
+        if limit >= offset_map.MAX_METADATA_BYTES:
+            assert claimed == done_above
+        assert all(x.done for x in entries if x.offset < watermark)
+
+
+def test_commit_points_stay_right_after_the_watermark_moved_far() -> None:
+    """Bits below the watermark are let go in whole blocks as it moves: a long run keeps the
+    map right (and the bitmap small) far beyond the first block."""
+    tracker = OffsetTracker()
+    entries = [Entry("t", 0, x, None, b"v", [], None) for x in range(100_000)]
+    for e in entries:
+        tracker.register(e)
+    stuck = {35_000, 99_000}
+    for e in entries:
+        if e.offset not in stuck:
+            tracker.finish(e)
+    watermark, metadata = tracker.take_commits()[("t", 0)]
+    assert watermark == 35_000
+    assert offset_map.decode(watermark, metadata) == [(35_001, 99_000), (99_001, 100_000)]
+    tracker.finish(entries[35_000])
+    watermark, metadata = tracker.take_commits()[("t", 0)]
+    assert (watermark, offset_map.decode(watermark, metadata)) == (99_000, [(99_001, 100_000)])

@@ -107,13 +107,15 @@ class _Draw:
 
 @dataclass(slots=True)
 class _Accepted:
-    """One answered upload: the raw body (compact; parsed again only when a test asks) and the
-    0-based indices of the records that were not accepted."""
+    """One answered upload: the raw body (compact; parsed again only when a test asks), the
+    0-based indices of the records that were not accepted, and when it was accepted (epoch
+    seconds: a fault campaign compares it with the moment it killed the consumer)."""
 
     account: str
     headers: dict[str, str]
     body: bytes
     skipped: frozenset[int]
+    at: float = 0.0
 
 
 @dataclass
@@ -207,6 +209,7 @@ class FakeState:
 
     def accept(self, entry: _Accepted, total: int, codes: list[int]) -> None:
         with self.lock:
+            entry.at = time.time()  # under the lock: times ascend in arrival order
             self.accepted.append(entry)
             self.processed[entry.account] += total - len(entry.skipped)
             self.unprocessed[entry.account] += len(entry.skipped)
@@ -264,7 +267,7 @@ class FakeState:
         for n, entry in accepted:
             if account is not None and entry.account != account:
                 continue
-            requests.append({"id": n, "account": entry.account, "headers": entry.headers})
+            requests.append({"id": n, "account": entry.account, "headers": entry.headers, "at": entry.at})
             for i, record in enumerate(orjson.loads(entry.body)["d"]):
                 if i not in entry.skipped:
                     records.append({"account": entry.account, "request": n, "record": record})

@@ -133,13 +133,18 @@ def write_destinations(bed: Bed, n: int) -> None:
 
 # --- kill -9 campaigns ---------------------------------------------------------------------------
 
-# How long before a kill a repeated record was first delivered tells why it was repeated: more
+# How long before a kill a repeated record was first accepted tells why it was repeated: more
 # than STALE_S (five commit periods) means a commit was late or missing; less than RECENT_S
-# means it was in flight at the kill or finished in the last commit period.
+# means it finished in the last commit periods; after the kill, it was on the wire.
 STALE_S = 0.5
 RECENT_S = 0.1
 # After a kill the fake may still finish requests whose body it had read; let it, then look.
 SETTLE_S = 0.3
+# A kill lands this long at most (uniformly) after the delivered count passed its mark. A count
+# is passed by an accepted batch, so killing on the crossing would always kill just after one
+# (the worst case: about that batch repeated); a crash strikes at a random moment. The backlog
+# drains at ~10k events a second here, so the kill still lands mid-run.
+KILL_JITTER_S = 0.2
 
 Cover = dict[int, tuple[int, list[offset_map.Range]]]
 
@@ -193,10 +198,11 @@ class KillFigures:
     """What one kill -9 cost, in repeated deliveries.
 
     `repeated`: records delivered by the killed instance (its last delivery of them) that a
-    later instance delivered again, split by how long before the kill they were delivered and
-    what the group's commit said at the kill: `stale` (≥ STALE_S before, not committed: a late
-    or missing commit), `mid` (RECENT_S … STALE_S), `recent` (< RECENT_S, or in flight at the
-    kill), `covered` (committed as done, sent again anyway: the skip failed, a bug).
+    later instance delivered again, split by how long before the kill CleverTap accepted them
+    and what the group's commit said at the kill: `stale` (≥ STALE_S before, not committed: a late
+    or missing commit), `mid` (RECENT_S … STALE_S), `recent` (< RECENT_S), `in_flight` (accepted
+    by CleverTap after the kill: requests on the wire when the process died, which no commit can
+    cover), `covered` (committed as done, sent again anyway: the skip failed, a bug).
     `retries`: extra deliveries by the killed instance itself (HTTP retries of a request
     CleverTap had accepted, e.g. after a client timeout).
     """
@@ -206,6 +212,7 @@ class KillFigures:
     stale: int = 0
     mid: int = 0
     recent: int = 0
+    in_flight: int = 0
     covered: int = 0
     retries: int = 0
 
@@ -216,6 +223,7 @@ class KillFigures:
             "stale": self.stale,
             "mid": self.mid,
             "recent": self.recent,
+            "in_flight": self.in_flight,
             "covered": self.covered,
             "retries": self.retries,
         }
@@ -254,12 +262,12 @@ class KillCampaign:
 
 @dataclass
 class _Kill:
-    """What the harness saw around one kill: record counts at the fake (its records are in
-    arrival order, so a count is a point in time) and the commit right after the kill."""
+    """What the harness saw around one kill: when it killed, how many records the fake had
+    accepted once the dead instance could send no more (its records are in arrival order, so a
+    count is a point in time), and the group's commit right after the kill."""
 
-    stale_from: int  # records accepted up to STALE_S before the kill
-    recent_from: int  # … up to RECENT_S before it
-    seen: int  # records accepted by the time the dead instance could send no more
+    at: float  # epoch seconds, the clock of the fake's acceptance times
+    seen: int
     cover: Cover
 
 
@@ -281,8 +289,9 @@ def kill_campaign(
     timeout: float = 120.0,
 ) -> KillCampaign:
     """Produce `n_events` unique ids, run the service under `faults`, kill -9 it `kills` times
-    at random points (between 10% and 90% delivered), heal, wait until every offset is committed
-    while the last instance still runs, stop it (SIGTERM, must exit 0), and reconcile.
+    at random moments (once 10% … 90% of the events are delivered, after a random delay of up
+    to KILL_JITTER_S), heal, wait until every offset is committed while the last instance still
+    runs, stop it (SIGTERM, must exit 0), and reconcile.
 
     `locate=False` skips reading every id's offset back from the topic (seconds per 10k
     events): repeats are then not checked against the committed map (`covered` stays 0)."""
@@ -302,35 +311,36 @@ def kill_campaign(
         def tail(s: ServiceProcess = current) -> str:
             return s.log_tail(2000)
 
-        wait_for(reached, timeout, tail)
-        stale_from = _accepted(bed)
-        time.sleep(STALE_S - RECENT_S)
-        recent_from = _accepted(bed)
-        time.sleep(RECENT_S)
+        wait_for(reached, timeout, tail, interval=0.01)
+        time.sleep(rnd.uniform(0, KILL_JITTER_S))
+        at = time.time()
         service.kill()
         time.sleep(SETTLE_S)
-        seen.append(_Kill(stale_from, recent_from, _accepted(bed), committed_cover(bed)))
+        seen.append(_Kill(at, _accepted(bed), committed_cover(bed)))
         service = bed.service(**env)
         service.wait_ready()
     bed.fake.set_faults()  # heal, so the tail is not waiting for retries of stalls
     bed.wait_committed_to_end(timeout=180)  # while the service is still running
     result = books(bed, n_events)
     assert service.terminate() == 0, service.log_tail()
-    run = _attribute(result, seen, bed.fake.records(), where)
+    run = _attribute(result, seen, bed.fake.timed_records(), where)
     run.seed = seed
     run.dlq_duplicates = sum(bed.kafka.end_offsets(bed.dlq_topic).values()) - len(result.dead_lettered)
     return run
 
 
 def _attribute(
-    result: Books, seen: list[_Kill], records: list[dict[str, Any]], where: Mapping[int, tuple[int, int]]
+    result: Books,
+    seen: list[_Kill],
+    records: list[tuple[float, dict[str, Any]]],
+    where: Mapping[int, tuple[int, int]],
 ) -> KillCampaign:
     """Every delivery of an id after its first is a duplicate: a retry when the same instance
     made both, else a crash duplicate of the kill that ended the instance of the earlier one."""
     figures = [KillFigures(at=0) for _ in seen]
     retries = [0] * (len(seen) + 1)
     last: dict[int, int] = {}  # id → record index of its latest delivery so far
-    for index, record in enumerate(records):
+    for index, (_, record) in enumerate(records):
         eid = record.get("evtData", {}).get("eid")
         if eid is None:
             continue
@@ -348,15 +358,19 @@ def _attribute(
         f.repeated += 1
         if eid in where and any(_is_covered(s.cover, where[eid]) for s in seen[before:instance]):
             f.covered += 1
-        elif previous < kill.stale_from:
-            f.stale += 1
-        elif previous < kill.recent_from:
-            f.mid += 1
         else:
-            f.recent += 1
+            before_kill = kill.at - records[previous][0]
+            if before_kill >= STALE_S:
+                f.stale += 1
+            elif before_kill >= RECENT_S:
+                f.mid += 1
+            elif before_kill >= 0:
+                f.recent += 1
+            else:
+                f.in_flight += 1
     firsts: set[int] = set()
     for k, s in enumerate(seen):
-        for record in records[: s.seen]:
+        for _, record in records[: s.seen]:
             eid = record.get("evtData", {}).get("eid")
             if eid is not None:
                 firsts.add(int(eid))

@@ -35,6 +35,12 @@ class FakeCleverTapProcess:
         """Accepted records (the record objects), in arrival order."""
         return [r["record"] for r in self._records(account)["records"]]
 
+    def timed_records(self, account: str | None = None) -> list[tuple[float, dict[str, Any]]]:
+        """Accepted records in arrival order, each with when its request was accepted (epoch s)."""
+        body = self._records(account)
+        at = {r["id"]: r["at"] for r in body["requests"]}
+        return [(at[r["request"]], r["record"]) for r in body["records"]]
+
     def requests(self, account: str | None = None) -> list[dict[str, Any]]:
         """Accepted requests: id, account and headers (the passcode header is never kept)."""
         requests: list[dict[str, Any]] = self._records(account)["requests"]

@@ -282,8 +282,14 @@ class Bed:
         self.encoder.close()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, describe: Callable[[], str] = lambda: "") -> None:
-    """Poll `condition` until it holds (a guard against hangs, not a speed assertion).
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    describe: Callable[[], str] = lambda: "",
+    interval: float = 0.25,
+) -> None:
+    """Poll `condition` every `interval` s until it holds (a guard against hangs, not a speed
+    assertion).
 
     A Kafka error while asking (a broker restarting, a leader moving) counts as "not yet".
     """
@@ -294,7 +300,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, describe: Callable[[
                 return
         except KafkaException:
             pass
-        time.sleep(0.25)
+        time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {describe()}")
 
 
