@@ -31,12 +31,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(400)]
 
 DESTINATIONS = 8
 ENV = {"CLEVERTAP_TIMEOUT_SECONDS": "3", "DELIVERY_RETRY_BUDGET_SECONDS": "60", "LOG_LEVEL": "WARNING"}
-# The product target is 10% of the events (what kills and HTTP retries repeated together), but
-# one 20k run measures 1-15% depending on where the kills land relative to the replies in flight
-# (README, "Delivery guarantees"): a quiet machine sends bigger batches, so more records are
-# accepted and not yet committed at a kill. The gate is what the service holds in every run
-# measured so far, far below a regression (before offset maps: 93%); the target is not met yet.
-MAX_DUPLICATE_SHARE = 0.30
+# The product target is 10% of the events (what kills and HTTP retries repeated together). What a
+# kill costs is what CleverTap had accepted in the last tens of milliseconds before it (the way
+# of a reply to the commit), so one run's figure depends on where its kills land: five runs of
+# the 20k campaign measured 0.3-11.0% (mean 3.9%; README, "Delivery guarantees"). The gate is
+# twice the target, which every run held, far below a regression (before offset maps: 93%; with
+# the reply starved behind the poll thread: ~80%).
+MAX_DUPLICATE_SHARE = 0.20
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from consumer.destinations import parse_destinations
 from consumer.offsets import Entry
 from consumer.pipeline import Pipeline, PipelineOptions
 from consumer.route import Router
-from consumer.steps import Commit, Deliver, Ledger, MessageRejected, Process, ReplayRange
+from consumer.steps import COMMIT_EVERY_S, Commit, Deliver, Ledger, MessageRejected, Process, ReplayRange
 
 TRANSIENT = b"registry-down"
 
@@ -82,6 +82,11 @@ class FakeDeliverer:
 
     def submit(self, batch: Batch) -> None:
         self.submitted.append(batch)
+
+    def answer(self, batch: Batch) -> None:
+        """CleverTap accepted every record of this one batch."""
+        self.submitted.remove(batch)
+        self.answers.append(BatchResult(batch, [None] * len(batch.items)))
 
     def answer_all(self, failure: Failure | None = None) -> None:
         for batch in self.submitted:
@@ -205,6 +210,34 @@ def test_delivered_messages_commit_past_them_in_the_last_step() -> None:
     c.process.poll()
     assert c.commits.points[("events", 0)][0] == 3
     assert c.ledger.stats["delivered"] == 3
+
+
+def test_a_finished_message_is_committed_at_once_and_commits_are_coalesced_per_interval() -> None:
+    """A kill -9 repeats what finished and was not committed yet: the first completion after a
+    quiet spell goes out in the same turn, however long since the last commit; completions
+    within COMMIT_INTERVAL_MS of a commit wait for the next one; no completion, no commit."""
+    c = Chain()
+    c.process.submit(messages(0, 0, 6))  # three batches of two
+    answered = list(c.deliverer.submitted)
+    c.now = 10.0
+    c.process.poll()
+    assert c.log.count("commit") == 0, "nothing finished, nothing to commit"
+    c.deliverer.answer(answered[0])
+    c.process.poll()
+    assert (c.log.count("commit"), c.commits.points[("events", 0)][0]) == (1, 2)
+    c.now += COMMIT_EVERY_S / 2
+    c.deliverer.answer(answered[1])
+    c.process.poll()
+    assert c.log.count("commit") == 1, "within the interval of the last commit: coalesced"
+    c.now += COMMIT_EVERY_S / 2
+    c.process.poll()
+    assert (c.log.count("commit"), c.commits.points[("events", 0)][0]) == (2, 4)
+    c.now += 60.0
+    c.process.poll()
+    assert c.log.count("commit") == 2
+    c.deliverer.answer(answered[2])
+    c.process.poll()
+    assert (c.log.count("commit"), c.commits.points[("events", 0)][0]) == (3, 6)
 
 
 def test_a_transient_decode_failure_holds_the_partition_and_commits_nothing_past_it() -> None:
