@@ -373,6 +373,19 @@ ROWS: list[Row] = [
                 "per account).",
             ),
             Panel(
+                "Records waiting per account",
+                "short",
+                [
+                    T(f"sum by (account) ({gauge('account_in_flight_records')})", "{{account}} in flight"),
+                    T(f"sum by (account) ({gauge('account_deferred_records')})", "{{account}} deferred"),
+                ],
+                "Kafka records in flight per CleverTap account, against its budget "
+                "(MAX_IN_FLIGHT_RECORDS_PER_ACCOUNT), and records deferred for it: read again once the "
+                "account has room, while the other accounts flow. Deferred above 0 for long is an "
+                "account that is slow, throttled, hung or held (alert ClevertapConsumerAccountDeferring).",
+                width=24,
+            ),
+            Panel(
                 "Batches by outcome",
                 "ops",
                 [T(f"sum by (outcome) ({rate('batches_sent_total')})", "{{outcome}}")],

@@ -778,3 +778,25 @@ def test_regulation_topic_turns_user_deletion_on(monkeypatch: pytest.MonkeyPatch
     assert settings.kafka_regulation_topic == "regulations"
     with pytest.raises(HelmValuesError, match="regulationTopic"):
         render(merge(scenario("default"), {"kafka": {"regulationTopic": "a b"}}))
+
+
+def test_per_account_budgets_reach_the_service_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 (the default) leaves the service's own default, half of the overall bound; a value is
+    passed through and validated by the service like any other setting."""
+    default = render(scenario("default")).env()
+    assert "MAX_IN_FLIGHT_RECORDS_PER_ACCOUNT" not in default
+    assert "MAX_IN_FLIGHT_BYTES_PER_ACCOUNT" not in default
+    values = merge(
+        scenario("default"),
+        {
+            "flowControl": {
+                "maxInFlightRecordsPerAccount": 5000,
+                "maxInFlightBytesPerAccount": 8_388_608,
+                "maxTrackedOffsetsPerPartition": 50_000,
+            }
+        },
+    )
+    settings = _settings_from(render(values), monkeypatch, None)
+    assert settings.max_in_flight_records_per_account == 5000
+    assert settings.max_in_flight_bytes_per_account == 8_388_608
+    assert settings.max_tracked_offsets_per_partition == 50_000

@@ -11,9 +11,15 @@ Kafka and delivered: nothing lost, nothing twice, every offset committed.
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from tests.support.service import DESTINATIONS, Bed, Expected, wait_for
+import yaml
+
+from tests.support.service import DESTINATIONS, Bed, Expected, ServiceProcess, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SICK, HEALTHY = "ACC-ONE", "ACC-TWO"  # dest-one, dest-two in tests/support/service.py
 
@@ -68,10 +74,67 @@ def _healthy_done_while_sick_stuck(bed: Bed, events: list[dict[str, Any]], **env
     return expected
 
 
-def test_a_stalled_account_waits_alone_and_gets_everything_once_it_recovers(bed: Bed) -> None:
+def _deferring_alert_fires(service: ServiceProcess, promtool: Path, tmp_path: Path) -> None:
+    """ClevertapConsumerAccountDeferring against the series scraped from the running service:
+    its deferred-records gauges as they are now, held for 15 minutes, fire for the sick account
+    only (after its 10 minutes), and not before."""
+    name = "clevertap_consumer_account_deferred_records"
+    scraped = {dict(labels)["account"]: v for (n, labels), v in service.metrics().items() if n == name}
+    assert scraped.get(SICK, 0) > 0, scraped
+    assert scraped.get(HEALTHY, 0) == 0, scraped
+    series = [
+        {
+            "series": f'{name}{{account="{account}", job="clevertap-consumer", instance="pod-a"}}',
+            "values": f"{value:g}x15",
+        }
+        for account, value in scraped.items()
+    ]
+    sick = {"severity": "warning", "job": "clevertap-consumer", "account": SICK}
+    rules = yaml.safe_load((ROOT / "dashboards/alerts.yaml").read_text())
+    alert = next(
+        r
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "ClevertapConsumerAccountDeferring"
+    )
+    assert scraped[SICK] < 1000  # `humanize` prints it as is
+    annotations = {
+        k: v.replace("{{ $labels.account }}", SICK).replace("{{ $value | humanize }}", f"{scraped[SICK]:g}")
+        for k, v in alert["annotations"].items()
+    }
+    test = {
+        "rule_files": [str(ROOT / "dashboards/alerts.yaml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "9m", "alertname": "ClevertapConsumerAccountDeferring", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "ClevertapConsumerAccountDeferring",
+                        "exp_alerts": [{"exp_labels": sick, "exp_annotations": annotations}],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "deferring_test.yaml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    run = subprocess.run(
+        [str(promtool), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_stalled_account_waits_alone_and_gets_everything_once_it_recovers(
+    bed: Bed, promtool: Path, tmp_path: Path
+) -> None:
     events = _events(400)
     bed.fake.set_faults(account=SICK, timeout_rate=1.0)
     expected = _healthy_done_while_sick_stuck(bed, events)
+    _deferring_alert_fires(bed.services[0], promtool, tmp_path)
 
     bed.fake.set_faults(account=SICK, timeout_rate=0.0)
     bed.wait_committed_to_end(timeout=120)
