@@ -11,15 +11,11 @@ Kafka and delivered: nothing lost, nothing twice, every offset committed.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tests.support.alerts import alert_annotations, assert_fires
 from tests.support.service import DESTINATIONS, Bed, Expected, ServiceProcess, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SICK, HEALTHY = "ACC-ONE", "ACC-TWO"  # dest-one, dest-two in tests/support/service.py
 
@@ -89,43 +85,20 @@ def _deferring_alert_fires(service: ServiceProcess, promtool: Path, tmp_path: Pa
         }
         for account, value in scraped.items()
     ]
-    sick = {"severity": "warning", "job": "clevertap-consumer", "account": SICK}
-    rules = yaml.safe_load((ROOT / "dashboards/alerts.yaml").read_text())
-    alert = next(
-        r
-        for g in rules["groups"]
-        for r in g["rules"]
-        if r.get("alert") == "ClevertapConsumerAccountDeferring"
-    )
     assert scraped[SICK] < 1000  # `humanize` prints it as is
-    annotations = {
-        k: v.replace("{{ $labels.account }}", SICK).replace("{{ $value | humanize }}", f"{scraped[SICK]:g}")
-        for k, v in alert["annotations"].items()
-    }
-    test = {
-        "rule_files": [str(ROOT / "dashboards/alerts.yaml")],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "9m", "alertname": "ClevertapConsumerAccountDeferring", "exp_alerts": []},
-                    {
-                        "eval_time": "12m",
-                        "alertname": "ClevertapConsumerAccountDeferring",
-                        "exp_alerts": [{"exp_labels": sick, "exp_annotations": annotations}],
-                    },
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "deferring_test.yaml"
-    path.write_text(yaml.safe_dump(test, sort_keys=False))
-    run = subprocess.run(
-        [str(promtool), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    assert_fires(
+        promtool,
+        tmp_path,
+        series,
+        "ClevertapConsumerAccountDeferring",
+        quiet_at="9m",
+        fires_at="12m",
+        labels={"severity": "warning", "job": "clevertap-consumer", "account": SICK},
+        expected_annotations=alert_annotations(
+            "ClevertapConsumerAccountDeferring",
+            {"{{ $labels.account }}": SICK, "{{ $value | humanize }}": f"{scraped[SICK]:g}"},
+        ),
     )
-    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_a_stalled_account_waits_alone_and_gets_everything_once_it_recovers(

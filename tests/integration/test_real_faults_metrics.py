@@ -3,19 +3,16 @@ dashboard and alerts read, and the alert rules fire on series scraped from that 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from consumer.deliver import HTTP_ERRORS, RETRY_REASONS
 from tests.integration.test_service import _events
+from tests.support.alerts import alert_annotations, assert_fires
 from tests.support.service import Bed, ServiceProcess, wait_for
 
 pytestmark = pytest.mark.kafka
-
-ROOT = Path(__file__).resolve().parents[2]
 WATCHED = (
     "clevertap_consumer_upload_responses_total",
     "clevertap_consumer_http_request_errors_total",
@@ -95,41 +92,15 @@ def test_401_429_5xx_timeouts_and_resets_move_the_series_and_fire_the_auth_alert
         for (name, labels), value in after.items()
         if not name.endswith("_created")
     ]
-    auth = {
-        "severity": "critical",
-        "job": "clevertap-consumer",
-        "account": "ACC-ONE",
-        "code": "401",
-    }
-    rules = yaml.safe_load((ROOT / "dashboards/alerts.yaml").read_text())
-    alert = next(
-        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ClevertapConsumerAuthFailures"
+    assert_fires(
+        promtool,
+        tmp_path,
+        series,
+        "ClevertapConsumerAuthFailures",
+        quiet_at="4m",
+        fires_at="8m",
+        labels={"severity": "critical", "job": "clevertap-consumer", "account": "ACC-ONE", "code": "401"},
+        expected_annotations=alert_annotations(
+            "ClevertapConsumerAuthFailures", {"{{ $labels.code }}": "401", "{{ $labels.account }}": "ACC-ONE"}
+        ),
     )
-    annotations = {
-        k: v.replace("{{ $labels.code }}", "401").replace("{{ $labels.account }}", "ACC-ONE")
-        for k, v in alert["annotations"].items()
-    }
-    test = {
-        "rule_files": [str(ROOT / "dashboards/alerts.yaml")],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": "ClevertapConsumerAuthFailures", "exp_alerts": []},
-                    {
-                        "eval_time": "8m",
-                        "alertname": "ClevertapConsumerAuthFailures",
-                        "exp_alerts": [{"exp_labels": auth, "exp_annotations": annotations}],
-                    },
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "scraped_test.yaml"
-    path.write_text(yaml.safe_dump(test, sort_keys=False))
-    run = subprocess.run(
-        [str(promtool), "test", "rules", str(path)], capture_output=True, text=True, check=False
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
