@@ -11,20 +11,14 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.batch import Batch, Batcher
+from consumer.batch import Batch
 from consumer.deliver import BatchResult
 from consumer.destinations import parse_destinations
 from consumer.offsets import SEEN, Entry
 from consumer.route import Router
-from consumer.steps import DEFER_AFTER_S, Commit, Deliver, Ledger, MessageRejected, Process
-from tests.steps.test_steps import (
-    FakeDeadLetters,
-    FakeDecoder,
-    FakeDeliverer,
-    FakeHolds,
-    FakeMessage,
-    RecordingCommits,
-)
+from consumer.steps import DEFER_AFTER_S, MessageRejected
+from tests.steps.test_steps import Chain as StepsChain
+from tests.steps.test_steps import FakeDeliverer, FakeMessage
 
 TP = ("events", 0)
 SICK, HEALTHY = "ACC-SICK", "ACC-HEALTHY"
@@ -63,18 +57,13 @@ class SendingDeliverer(FakeDeliverer):
         self.sent[batch.target.account_id] += [i.entry.offset for i in batch.items]
 
 
-class Chain:
+class Chain(StepsChain):
+    """Two accounts, a small budget each, one record per batch (every record is sent at once)."""
+
+    deliverer: SendingDeliverer
+
     def __init__(self, per_account: int = 3, max_tracked: int = 1000, max_in_flight: int = 1000) -> None:
-        self.log: list[str] = []
-        self.now = 0.0
-        self.ledger = Ledger()
-        self.deliverer = SendingDeliverer(self.log)
-        self.dlq = FakeDeadLetters(self.ledger.finish, self.log)
-        self.holds = FakeHolds()
-        self.commits = RecordingCommits(self.log)
-        self.commit = Commit(self.ledger, self.commits, lambda: 4096, lambda: self.now)
-        self.deliver = Deliver(self.deliverer, self.dlq, self.ledger, self.commit)
-        router = Router.from_destinations(
+        routes = Router.from_destinations(
             parse_destinations(
                 {
                     "destinations": [
@@ -85,19 +74,13 @@ class Chain:
             ),
             None,
         )
-        self.process = Process(
-            decoder=FakeDecoder(),
-            router=router,
-            batcher=Batcher(1, 1 << 20, 0.5),  # one record per batch: every record is sent at once
-            dlq=self.dlq,
-            holds=self.holds,
-            ledger=self.ledger,
-            next_step=self.deliver,
-            max_in_flight_records=max_in_flight,
-            max_in_flight_bytes=1 << 30,
-            max_in_flight_records_per_account=per_account,
-            max_tracked_per_partition=max_tracked,
-            clock=lambda: self.now,
+        super().__init__(
+            max_in_flight,
+            routes=routes,
+            deliverer=SendingDeliverer,
+            batch_records=1,
+            per_account=per_account,
+            max_tracked=max_tracked,
         )
         self.sent = self.deliverer.sent
         self.carried: list[Any] | None = None

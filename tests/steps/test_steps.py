@@ -169,11 +169,24 @@ def router() -> Router:
 
 
 class Chain:
-    def __init__(self, max_in_flight: int = 1000) -> None:
+    """Process → Deliver → Commit with fakes at the ends and a clock the test moves. By default
+    one account whose budget is the overall bound (so the overall bound rules), two records a
+    batch."""
+
+    def __init__(
+        self,
+        max_in_flight: int = 1000,
+        *,
+        routes: Router | None = None,
+        deliverer: type[FakeDeliverer] = FakeDeliverer,
+        batch_records: int = 2,
+        per_account: int | None = None,
+        max_tracked: int = 20_000,
+    ) -> None:
         self.log: list[str] = []
         self.now = 0.0
         self.ledger = Ledger()
-        self.deliverer = FakeDeliverer(self.log)
+        self.deliverer = deliverer(self.log)
         self.dlq = FakeDeadLetters(self.ledger.finish, self.log)
         self.holds = FakeHolds()
         self.commits = RecordingCommits(self.log)
@@ -181,15 +194,16 @@ class Chain:
         self.deliver = Deliver(self.deliverer, self.dlq, self.ledger, self.commit)
         self.process = Process(
             decoder=FakeDecoder(),
-            router=router(),
-            batcher=Batcher(2, 1 << 20, 0.5),
+            router=routes or router(),
+            batcher=Batcher(batch_records, 1 << 20, 0.5),
             dlq=self.dlq,
             holds=self.holds,
             ledger=self.ledger,
             next_step=self.deliver,
             max_in_flight_records=max_in_flight,
             max_in_flight_bytes=1 << 30,
-            max_in_flight_records_per_account=max_in_flight,  # one account: the overall bound rules
+            max_in_flight_records_per_account=per_account or max_in_flight,
+            max_tracked_per_partition=max_tracked,
             clock=lambda: self.now,
         )
 
