@@ -5,7 +5,8 @@ Usage (from the repository root):
                                         [--events N] [--json FILE]
 
 Without a corpus it runs ../shared/bench/gen_events.py 20000 (the project's reference corpus;
-the nearest `shared/` above the checkout), if that script is there. JSON is parsed before timing; the timed loop is `transform(message,
+the nearest `shared/` above the checkout), if that script is there, else our own sample events
+(`consumer.sample`, as bench/e2e.py does). JSON is parsed before timing; the timed loop is `transform(message,
 config)` for every event, with the destination's config looked up by `destinationId` as the
 router hands it over. Prints events/s per round, then best and median per profile. Asserts
 nothing: the design target (≥ 100k events/s, default profile) is read off the numbers.
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from consumer.sample import sample_events
 from consumer.transform import Accepted, Profile, Rejected, TransformConfig, transform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +49,8 @@ def load_corpus(path: Path | None, events: int = 20000) -> list[dict[str, Any]]:
         text = subprocess.run(
             [sys.executable, str(GENERATOR), str(events)], check=True, capture_output=True
         ).stdout
-    else:
-        sys.exit(f"no corpus given and {GENERATOR} does not exist: pass a JSON-lines file of events")
+    else:  # a checkout without ../shared: our own corpus, eight destinations like the reference
+        return list(sample_events(events, seed=1, destinations=[f"dest-{i}" for i in range(8)]))
     return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 
