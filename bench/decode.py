@@ -22,12 +22,10 @@ import gc
 import io
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -36,27 +34,10 @@ from fastavro import schemaless_reader
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _corpus import GENERATOR, load_corpus  # noqa: E402
+
 from consumer.codec import Decoder, Encoder, Registry, to_message  # noqa: E402
 from consumer.codec.schema import PARSED  # noqa: E402
-from consumer.sample import sample_lines  # noqa: E402
-
-SHARED_GENERATOR = ROOT.parent / "shared" / "bench" / "gen_events.py"
-
-
-def load_corpus(corpus: Path | None, generator: Path, events: int) -> tuple[str, list[dict[str, Any]]]:
-    """The events to encode, and where they came from."""
-    if corpus is not None:
-        raw = corpus.read_bytes()
-        source = str(corpus)
-    elif generator.exists():
-        raw = subprocess.run(
-            [sys.executable, str(generator), str(events)], check=True, capture_output=True
-        ).stdout
-        source = f"{generator} {events}"
-    else:
-        raw = b"".join(sample_lines(events, seed=1))
-        source = f"clevertap-consumer sample-events {events}"
-    return source, [orjson.loads(line) for line in raw.splitlines() if line.strip()]
 
 
 def pin_to_one_core(cpu: int | None) -> int:
@@ -88,14 +69,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--corpus", type=Path, help="JSON-lines events to use instead of a generator")
-    parser.add_argument("--generator", type=Path, default=SHARED_GENERATOR, help="gen_events.py to run")
+    parser.add_argument("--generator", type=Path, default=GENERATOR, help="gen_events.py to run")
     parser.add_argument("--events", type=int, default=20000, help="how many events to generate")
     parser.add_argument("--rounds", type=int, default=7, help="timed passes per variant")
     parser.add_argument("--cpu", type=int, help="core to pin to (default: the last one allowed)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file (for bench/run.py)")
     args = parser.parse_args(argv)
 
-    source, messages = load_corpus(args.corpus, args.generator, args.events)
+    source, messages = load_corpus(args.corpus, args.events, args.generator)
     client = SchemaRegistryClient.new_client({"url": "mock://bench"})
     registry = Registry(client, "in-memory registry")
     encoder = Encoder(registry, "bench")

@@ -44,24 +44,19 @@ from confluent_kafka.cimpl import NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _corpus import load_corpus  # noqa: E402
+
 from consumer.codec import Decoder, Encoder  # noqa: E402
 from consumer.codec.schema import EXTRA_FIELD, JSON_FIELDS  # noqa: E402
-from consumer.sample import sample_events  # noqa: E402
 from dev import kafka_local  # noqa: E402
 from dev.demo import Samples, quantile, scrape, start_fake, total  # noqa: E402
 
-GENERATOR = ROOT.parent / "shared" / "bench" / "gen_events.py"
 PARTITIONS = 12
 ACCOUNTS = ("BENCH-A", "BENCH-B", "BENCH-C", "BENCH-D")
 
 
 def corpus(n: int, path: Path | None) -> list[dict[str, Any]]:
-    if path is not None:
-        return [orjson.loads(line) for line in path.read_bytes().splitlines()[:n] if line.strip()]
-    if GENERATOR.exists():
-        out = subprocess.run([sys.executable, str(GENERATOR), str(n)], capture_output=True, check=True).stdout
-        return [orjson.loads(line) for line in out.splitlines()]
-    return list(sample_events(n, seed=1, destinations=[f"dest-{i}" for i in range(8)]))
+    return load_corpus(path, n, destinations=[f"dest-{i}" for i in range(8)])[1][:n]
 
 
 def destinations_file(events: list[dict[str, Any]], folder: Path) -> Path:

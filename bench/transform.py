@@ -18,53 +18,31 @@ import argparse
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+from _corpus import load_corpus
 
-from consumer.sample import sample_events
 from consumer.transform import Accepted, Profile, Rejected, TransformConfig, transform
 
-ROOT = Path(__file__).resolve().parents[1]
-# ../shared next to the checkout (a worktree sits one level deeper, hence the search upwards)
-GENERATOR = next(
-    (
-        p / "shared" / "bench" / "gen_events.py"
-        for p in ROOT.parents
-        if (p / "shared" / "bench" / "gen_events.py").exists()
-    ),
-    ROOT.parent / "shared" / "bench" / "gen_events.py",
-)
+DESTINATIONS = tuple(f"dest-{i}" for i in range(8))  # the corpus's, configured by configs()
 REGIONS = ("in1", "us1", "sg1", None, "eu1", "aps3", "mec1", "sk1")
-
-
-def load_corpus(path: Path | None, events: int = 20000) -> list[dict[str, Any]]:
-    if path is not None:
-        text = path.read_bytes()
-    elif GENERATOR.exists():
-        text = subprocess.run(
-            [sys.executable, str(GENERATOR), str(events)], check=True, capture_output=True
-        ).stdout
-    else:  # a checkout without ../shared: our own corpus, eight destinations like the reference
-        return list(sample_events(events, seed=1, destinations=[f"dest-{i}" for i in range(8)]))
-    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def configs(profile: Profile) -> dict[Any, TransformConfig]:
     """Eight destinations like the corpus's: every region, objectId mapping on half of them."""
     return {
-        f"dest-{i}": TransformConfig(
+        dest: TransformConfig(
             account_id=f"ACC-{i}",
             region=REGIONS[i],
             track_anonymous=True,
             enable_object_id_mapping=i >= 4,
             profile=profile,
         )
-        for i in range(8)
+        for i, dest in enumerate(DESTINATIONS)
     }
 
 
@@ -100,7 +78,7 @@ def main() -> None:
     allowed = sorted(os.sched_getaffinity(0))
     cpu = args.cpu if args.cpu is not None else allowed[-1]
     os.sched_setaffinity(0, {cpu})
-    messages = load_corpus(args.corpus, args.events)
+    _, messages = load_corpus(args.corpus, args.events, destinations=DESTINATIONS)
     gc.collect()
     gc.freeze()  # the corpus is not garbage: keep the collector from rescanning it every round
     profiles = [Profile(p) for p in args.profile] if args.profile else [Profile.DEFAULT, Profile.RUDDERSTACK]
