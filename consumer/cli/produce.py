@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -63,7 +64,14 @@ def produce(
     try:
         settings = load_produce_settings(**overrides)
         encoder = Encoder.from_settings(settings, topic)
-        producer = Producer(producer_config(settings, delivery_timeout_ms=int(delivery_timeout * 1000)))
+        # librdkafka's threads start here and inherit this thread's signal mask: with SIGINT
+        # blocked in them, Ctrl-C always lands on this thread and interrupts its read of stdin
+        # (delivered to one of them, it waited for the input's end).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            producer = Producer(producer_config(settings, delivery_timeout_ms=int(delivery_timeout * 1000)))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     except (ConfigError, RegistrationError, ValueError, KafkaException) as exc:
         problem(f"error: {exc}")
         sys.exit(2)
