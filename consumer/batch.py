@@ -8,6 +8,7 @@ exact and the delivery thread only concatenates.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,26 +23,43 @@ BatchKind = Literal["upload", "token", "attribution"]
 
 
 @dataclass(slots=True)
-class Item:
-    """One serialised record and the message it came from."""
-
-    body: bytes
-    entry: Entry
-
-
-@dataclass(slots=True)
 class Batch:
+    """Serialised records for one target, in order, each beside the message it came from and
+    that message's Kafka timestamp (0: none): parallel lists rather than an object per record,
+    because the delivery thread sends `bodies` as they are and times `stamps` as they are (a
+    compact array: reading each entry's timestamp there cost a cache miss per record), and the
+    poll thread finishes `entries` as they are."""
+
     target: Target
     kind: BatchKind
     created: float
-    items: list[Item] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    stamps: array[int] = field(default_factory=lambda: array("q"))
     size_bytes: int = 0
 
     def body(self) -> bytes:
-        return b'{"d":[' + b",".join(i.body for i in self.items) + b"]}"
+        return b'{"d":[' + b",".join(self.bodies) + b"]}"
+
+    def subset(self, indices: list[int]) -> Batch:
+        """The same batch holding only the records at `indices` (in that order)."""
+        bodies, entries, stamps = self.bodies, self.entries, self.stamps
+        return Batch(
+            self.target,
+            self.kind,
+            self.created,
+            [bodies[i] for i in indices],
+            [entries[i] for i in indices],
+            array("q", [stamps[i] for i in indices]),
+            self.size_bytes,
+        )
+
+    def __len__(self) -> int:
+        return len(self.bodies)
 
 
 _ENVELOPE_BYTES = len(b'{"d":[]}')
+_NONE_CLOSED: list[Batch] = []  # `add`'s usual answer, shared: callers only iterate it
 
 #: The most levels of nesting the JSON writer takes (orjson); deeper records cannot be sent.
 MAX_JSON_DEPTH = 254
@@ -103,17 +121,19 @@ class Batcher:
         elif record.kind == "attribution":
             kind, limit = "attribution", 1  # the partner endpoint: one install per request (§7.2)
         key = (target, kind)
-        closed: list[Batch] = []
         batch = self._open.get(key)
-        if batch is not None and batch.items and batch.size_bytes + len(body) + 1 > self.max_bytes:
-            closed.append(self._open.pop(key))
+        closed: list[Batch] = _NONE_CLOSED
+        if batch is not None and batch.size_bytes + len(body) + 1 > self.max_bytes and batch.bodies:
+            closed = [self._open.pop(key)]
             batch = None
         if batch is None:
-            batch = self._open[key] = Batch(target, kind, now, size_bytes=_ENVELOPE_BYTES)
-        batch.items.append(Item(body, entry))
-        batch.size_bytes += len(body) + (1 if len(batch.items) > 1 else 0)
-        if len(batch.items) >= limit or batch.size_bytes >= self.max_bytes:
-            closed.append(self._open.pop(key))
+            batch = self._open[key] = Batch(target, kind, now, size_bytes=_ENVELOPE_BYTES - 1)
+        batch.bodies.append(body)
+        batch.entries.append(entry)
+        batch.stamps.append(entry.timestamp_ms or 0)
+        batch.size_bytes += len(body) + 1  # the comma before it (the first one's: the -1 above)
+        if len(batch.bodies) >= limit or batch.size_bytes >= self.max_bytes:
+            closed = [*closed, self._open.pop(key)]
         return closed
 
     def due(self, now: float) -> list[Batch]:
@@ -131,14 +151,14 @@ class Batcher:
         dropped = 0
         for key in list(self._open):
             batch = self._open[key]
-            keep = [i for i in batch.items if (i.entry.topic, i.entry.partition) not in partitions]
-            dropped += len(batch.items) - len(keep)
+            keep = [i for i, e in enumerate(batch.entries) if (e.topic, e.partition) not in partitions]
+            dropped += len(batch) - len(keep)
             if not keep:
                 del self._open[key]
-            elif len(keep) != len(batch.items):
-                batch.items = keep
-                batch.size_bytes = _ENVELOPE_BYTES + sum(len(i.body) for i in keep) + len(keep) - 1
+            elif len(keep) != len(batch):
+                kept = self._open[key] = batch.subset(keep)
+                kept.size_bytes = _ENVELOPE_BYTES + sum(len(b) for b in kept.bodies) + len(keep) - 1
         return dropped
 
     def __len__(self) -> int:
-        return sum(len(b.items) for b in self._open.values())
+        return sum(len(b) for b in self._open.values())

@@ -14,6 +14,8 @@ from typing import Literal, Protocol
 from pydantic import SecretStr
 
 Headers = list[tuple[str, bytes | None]]
+#: The headers of a message that has none, or no longer needs them: shared, so never mutated.
+NO_HEADERS: Headers = []
 TopicPartitionKey = tuple[str, int]
 #: Next offset to read, and the offset map (consumer.offset_map) of done offsets above it.
 CommitPoint = tuple[int, str]

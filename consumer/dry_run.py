@@ -72,17 +72,17 @@ class DryRunReport:
         )
 
     def batched(self, batch: Batch) -> None:
-        for item in batch.items:
-            destination = item.entry.destination_id or ""
+        for full, entry in zip(batch.bodies, batch.entries, strict=True):
+            destination = entry.destination_id or ""
             self.records[(destination, batch.target.account_id)] += 1
-            body = item.body[:MAX_SAMPLE_BYTES]
+            body = full[:MAX_SAMPLE_BYTES]
             try:
                 record: Any = orjson.loads(body)
             except orjson.JSONDecodeError:
                 record = body.decode("utf-8", "replace") + "…"
             self.sample(
                 f"would_deliver:{destination}",
-                {"at": _where(item.entry), "destination": destination, "record": record},
+                {"at": _where(entry), "destination": destination, "record": record},
             )
 
     def complete(self) -> DryRunReport:
@@ -184,7 +184,7 @@ class NullDeliverer:
 
     def submit(self, batch: Batch) -> None:
         self._report.batched(batch)
-        self._done.append(BatchResult(batch, [None] * len(batch.items)))
+        self._done.append(BatchResult(batch, [None] * len(batch)))
 
     def results(self) -> list[BatchResult]:
         done, self._done = self._done, []

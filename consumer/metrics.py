@@ -27,9 +27,12 @@ import bisect
 import contextlib
 import importlib.metadata
 import itertools
+import operator
 import os
 import platform
+from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
@@ -355,28 +358,34 @@ def status_code(status: int) -> str:
     return str(status) if 100 <= status <= 599 else "other"
 
 
-def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
-    """Observe every value of `amounts`, as `observe` would one by one, with one lock per bucket
-    touched instead of two locks and a bucket scan per value.
+def observe_ages(histogram: Histogram, now_ms: float, stamps_ms: Iterable[int | None]) -> None:
+    """Observe each record's age, `max(0, now_ms - stamp) / 1000` seconds, as `observe` would
+    one by one (a stamp of None or 0 is skipped), in C loops and with one lock per bucket.
 
     The delivery thread observes the end-to-end latency of every CleverTap record it delivers
-    (a thousand per upload): one by one that was about 2 µs a record of GIL time taken from the
-    poll thread. prometheus_client has no bulk observe, so this counts into the histogram's own
-    bucket values (`_upper_bounds`, `_buckets`, `_sum`; its own `observe` does the same per value);
-    tests/observability/test_metrics.py checks the samples equal one `observe` per value."""
-    bounds = histogram._upper_bounds  # ascending, the last one +Inf
-    counts = [0] * len(bounds)
-    total = 0.0
-    locate = bisect.bisect_left  # the first bound >= amount: `observe`'s `amount <= bound`
-    for amount in amounts:
-        counts[locate(bounds, amount)] += 1
-        total += amount
-    if not any(counts):
+    (a thousand per upload); a Python loop over them cost about a microsecond a record of GIL
+    time taken from the poll thread. An age falls in the first bucket whose bound it does not
+    exceed: `now - stamp <= bound * 1000` is `-stamp <= bound * 1000 - now`, so each stamp's bucket
+    is one `bisect` into those cut-offs, which `map` runs without Python bytecode per record.
+    prometheus_client has no bulk observe, so this counts into the histogram's own bucket
+    values (`_upper_bounds`, `_buckets`, `_sum`; its `observe` does the same per value);
+    tests/observability/test_metrics.py checks the samples equal one `observe` per age."""
+    stamps = list(filter(None, stamps_ms))
+    if not stamps:
         return
+    if max(stamps) > now_ms:  # a stamp from the future (producer clock ahead): ages clamp to 0
+        ages = [max(0.0, now_ms - s) / 1000 for s in stamps]
+        cuts = histogram._upper_bounds  # ascending, the last one +Inf
+        slots = Tally(map(partial(bisect.bisect_left, cuts), ages))
+        total = sum(ages)
+    else:
+        cuts = [bound * 1000 - now_ms for bound in histogram._upper_bounds]
+        slots = Tally(map(partial(bisect.bisect_left, cuts), map(operator.neg, stamps)))
+        total = (now_ms * len(stamps) - sum(stamps)) / 1000
     histogram._sum.inc(total)
-    for value, n in zip(histogram._buckets, counts, strict=True):
-        if n:
-            value.inc(n)
+    buckets = histogram._buckets
+    for i, n in slots.items():
+        buckets[i].inc(n)
 
 
 def observe_response(account: str, status: int, seconds: float) -> None:

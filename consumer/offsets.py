@@ -9,11 +9,12 @@ committing past an unfinished message would lose it on a crash.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from . import offset_map
-from .contracts import CommitPoint, Failure, Headers, Origin, TopicPartitionKey
+from .contracts import NO_HEADERS, CommitPoint, Failure, Headers, Origin, TopicPartitionKey
 
 __all__ = ["SEEN", "Budget", "CommitPoint", "Entry", "Headers", "OffsetTracker", "TopicPartitionKey"]
 
@@ -21,7 +22,6 @@ __all__ = ["SEEN", "Budget", "CommitPoint", "Entry", "Headers", "OffsetTracker",
 SEEN: Final = "seen"
 #: `OffsetTracker.seen`: the partition's previous owner finished it (its offset map).
 PREVIOUS_OWNER: Final = "previous_owner"
-_NO_HEADERS: Headers = []  # what a finished or deferred entry keeps of its headers (never mutated)
 _TRIM_BYTES = 4096  # a partition's done-bits below its watermark are let go this many at a time
 
 
@@ -61,32 +61,69 @@ class Budget:
         return sum(len(q) for q in self.waiting.values())
 
 
-@dataclass(eq=False, slots=True)
 class Entry:
     """One consumed Kafka message while it is in flight.
 
     Holds what a DLQ record needs (the original key, value, headers and timestamp) until the
     message is done, so nothing has to be re-read from Kafka to dead-letter it. `dropped` marks a
     message of a partition we lost: results that still arrive for it are ignored, because the
-    partition's new owner reads it again.
+    partition's new owner reads it again. A plain slotted class: one is made per consumed
+    message, and `size` (charged to the in-flight bounds) is computed once, here.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    timestamp_ms: int | None
-    destination_id: str | None = None
-    outstanding: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    done: bool = False
-    dropped: bool = False
-    # The account whose in-flight budget this message is charged to (None: not charged); for a
-    # deferred placeholder, the account it waits for.
-    budget: Budget | None = None
-    deferred: bool = False
+    __slots__ = (
+        "budget",
+        "deferred",
+        "destination_id",
+        "done",
+        "dropped",
+        "failures",
+        "headers",
+        "key",
+        "offset",
+        "outstanding",
+        "partition",
+        "size",
+        "timestamp_ms",
+        "topic",
+        "value",
+    )
+
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass it replaced took them
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp_ms: int | None,
+        destination_id: str | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp_ms = timestamp_ms
+        self.destination_id = destination_id
+        self.size = (len(value) if value else 0) + (len(key) if key else 0)
+        self.outstanding = 0
+        self.failures: tuple[Failure, ...] = ()  # `fail` adds; most messages never fail
+        self.done = False
+        self.dropped = False
+        # The account whose in-flight budget this message is charged to (None: not charged);
+        # for a deferred placeholder, the account it waits for.
+        self.budget: Budget | None = None
+        self.deferred = False
+
+    def __repr__(self) -> str:
+        return f"Entry({self.topic!r}, {self.partition}, {self.offset}, done={self.done})"
+
+    def fail(self, failure: Failure) -> None:
+        """One of the message's records (or the message itself) failed: the DLQ says why."""
+        self.failures = (*self.failures, failure)
 
     @property
     def origin(self) -> Origin:
@@ -94,10 +131,6 @@ class Entry:
         return Origin(
             self.topic, self.partition, self.offset, self.key, self.value, self.headers, self.timestamp_ms
         )
-
-    @property
-    def size(self) -> int:
-        return len(self.value or b"") + len(self.key or b"")
 
 
 class _Partition:
@@ -178,17 +211,25 @@ class _Partition:
         return done
 
     def advance(self) -> bool:
-        moved = False
+        """Move the watermark past the done entries at the front; True if it moved."""
         entries = self.entries
+        last = None
         while entries and entries[0].done:
-            self.committable = entries.popleft().offset + 1
-            moved = True
-        if moved and self.origin is not None and self.origin >= 0:
-            passed = (self.committable or 0) - self.origin  # whole bytes below the watermark go
+            last = entries.popleft()
+        if last is None:
+            return False
+        self.committable = last.offset + 1
+        if self.origin is not None and self.origin >= 0:
+            passed = self.committable - self.origin  # whole bytes below the watermark go
             if passed >= 8 * _TRIM_BYTES:
                 del self.bits[: passed >> 3]
                 self.origin += (passed >> 3) << 3
-        return moved
+        return True
+
+
+def _raise(newest: dict[TopicPartitionKey, int], tp: TopicPartitionKey, ts: int) -> None:
+    if ts > newest.get(tp, 0):
+        newest[tp] = ts
 
 
 class OffsetTracker:
@@ -203,6 +244,7 @@ class OffsetTracker:
         self._partitions: dict[TopicPartitionKey, _Partition] = {}
         self._moved: set[TopicPartitionKey] = set()
         self._dirty: set[TopicPartitionKey] = set()
+        self._touched: dict[TopicPartitionKey, _Partition] = {}  # finish_many's scratch
         self.in_flight_records = 0
         self.in_flight_bytes = 0
         self.deferred_records = 0
@@ -269,7 +311,7 @@ class OffsetTracker:
         self.in_flight_records -= 1
         self.in_flight_bytes -= entry.size
         entry.value = entry.key = None
-        entry.headers = _NO_HEADERS
+        entry.headers = NO_HEADERS
         entry.deferred = True
         entry.budget = budget
         part = self._partitions[(entry.topic, entry.partition)]
@@ -284,16 +326,23 @@ class OffsetTracker:
         del part.deferred[entry.offset]
         self.deferred_records -= 1
         entry.key, entry.value, entry.headers, entry.timestamp_ms = key, value, headers, timestamp_ms
+        entry.size = (len(value) if value else 0) + (len(key) if key else 0)
         entry.deferred = False
         entry.budget = None
         self.in_flight_records += 1
         self.in_flight_bytes += entry.size
 
-    def register(self, entry: Entry) -> None:
-        tp = (entry.topic, entry.partition)
+    def partition(self, tp: TopicPartitionKey) -> _Partition:
+        """The partition's bookkeeping, made on first sight (what `register` takes as `part`)."""
         part = self._partitions.get(tp)
         if part is None:
             part = self._partitions[tp] = _Partition()
+        return part
+
+    def register(self, entry: Entry, part: _Partition | None = None) -> None:
+        """Track a consumed message; `part` is its partition's (`partition()`), if at hand."""
+        if part is None:
+            part = self.partition((entry.topic, entry.partition))
         if part.base is None:
             # No commit read at assignment (a new group, or the read failed): the first offset
             # read is where consumption started, so a map can be committed against it even
@@ -306,21 +355,63 @@ class OffsetTracker:
 
     def finish(self, entry: Entry) -> None:
         """The message is delivered or dead-lettered: it may now count towards the commit."""
-        if entry.done or entry.dropped:
-            return
-        entry.done = True
-        self._release(entry)
-        # Nothing reads a finished message's payload again (its DLQ copy is written): a done
-        # entry waiting behind a stuck watermark keeps only its offset's worth of memory.
-        entry.value = entry.key = None
-        entry.headers = _NO_HEADERS
-        tp = (entry.topic, entry.partition)
-        part = self._partitions.get(tp)
-        if part is not None:
-            part.mark(entry.offset)
-            self._dirty.add(tp)
-            if part.advance():
-                self._moved.add(tp)
+        self.finish_many((entry,))
+
+    def finish_many(
+        self, entries: Iterable[Entry], newest: dict[TopicPartitionKey, int] | None = None
+    ) -> int:
+        """`finish` for each of `entries` (a delivery result's messages), in one pass; returns
+        how many finished now (not done or dropped before). `newest`, when given, is raised to
+        the newest Kafka timestamp finished per partition.
+
+        A result's entries come in runs of one partition (batches fill in consume order), so
+        the partition is looked up once per run and its watermark advanced once per result.
+        """
+        partitions, touched = self._partitions, self._touched
+        n = size_total = 0
+        topic: str | None = None
+        partition = -1
+        part: _Partition | None = None
+        ts_max = 0
+        for entry in entries:
+            if entry.done or entry.dropped:
+                continue
+            entry.done = True
+            n += 1
+            size = entry.size
+            size_total += size
+            budget = entry.budget
+            if budget is not None:
+                budget.records -= 1
+                budget.bytes -= size
+            # Nothing reads a finished message's payload again (its DLQ copy is written): a done
+            # entry waiting behind a stuck watermark keeps only its offset's worth of memory.
+            entry.value = entry.key = None
+            entry.headers = NO_HEADERS
+            if entry.partition != partition or entry.topic != topic:
+                if newest is not None and ts_max and part is not None:
+                    _raise(newest, (topic or "", partition), ts_max)
+                topic, partition = entry.topic, entry.partition
+                part = partitions.get((topic, partition))
+                if part is not None:
+                    touched[(topic, partition)] = part
+                ts_max = 0
+            if part is not None:
+                part.mark(entry.offset)
+                ts = entry.timestamp_ms
+                if ts is not None and ts > ts_max:
+                    ts_max = ts
+        if newest is not None and ts_max and part is not None:
+            _raise(newest, (topic or "", partition), ts_max)
+        self.in_flight_records -= n
+        self.in_flight_bytes -= size_total
+        if touched:
+            for tp, part in touched.items():
+                self._dirty.add(tp)
+                if part.advance():
+                    self._moved.add(tp)
+            touched.clear()
+        return n
 
     @property
     def dirty(self) -> bool:

@@ -239,15 +239,16 @@ class Source:
                 (self._consumer.pause if self.paused else self._consumer.resume)(fresh)
         if self.fatal is not None:
             raise KafkaException(self.fatal)
-        messages = []
-        for m in batch:
-            err = m.error()
-            if err is None:
-                messages.append(m)
-            elif err.fatal():
-                raise KafkaException(err)
-            elif err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error", extra={"error": err.str()})
+        messages = [m for m in batch if m.error() is None]
+        if len(messages) != len(batch):  # error events, rare: look at each
+            for m in batch:
+                err = m.error()
+                if err is None:
+                    continue
+                if err.fatal():
+                    raise KafkaException(err)
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", extra={"error": err.str()})
         return messages
 
     def pause_all(self) -> None:

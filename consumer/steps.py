@@ -29,7 +29,7 @@ from . import metrics
 from .batch import Batch, Batcher, UnencodableRecordError
 from .codec import DecodeError
 from .consent import withheld
-from .contracts import CommitPoint, Failure, TopicPartitionKey
+from .contracts import NO_HEADERS, CommitPoint, Failure, TopicPartitionKey
 from .deliver import BatchResult
 from .offsets import SEEN, Budget, Entry, OffsetTracker
 from .route import Route, Router
@@ -161,31 +161,11 @@ class Ledger:
 
     def finish(self, entry: Entry, outcome: str = "dead_lettered") -> None:
         """The message is done (`outcome`: one of metrics.FINISH_OUTCOMES)."""
-        if entry.done or entry.dropped:
-            return
-        self.stats[outcome] += 1
-        self.tally.finished[outcome] += 1
-        self.tracker.finish(entry)
-        ts = entry.timestamp_ms
-        if ts is not None:
-            tp = (entry.topic, entry.partition)
-            if ts > self.newest.get(tp, 0):
-                self.newest[tp] = ts
+        self.finish_many((entry,), outcome)
 
     def finish_many(self, entries: Iterable[Entry], outcome: str) -> None:
         """`finish` for each of `entries` (a delivery result's messages), counted once."""
-        finish, newest = self.tracker.finish, self.newest
-        n = 0
-        for entry in entries:
-            if entry.done or entry.dropped:
-                continue
-            n += 1
-            finish(entry)
-            ts = entry.timestamp_ms
-            if ts is not None:
-                tp = (entry.topic, entry.partition)
-                if ts > newest.get(tp, 0):
-                    newest[tp] = ts
+        n = self.tracker.finish_many(entries, self.newest)
         if n:
             self.stats[outcome] += n
             self.tally.finished[outcome] += n
@@ -329,12 +309,11 @@ class Deliver:
         dlq = self._dlq
         for result in self._deliverer.results():
             delivered = []
-            for item, outcome in zip(result.batch.items, result.outcomes, strict=True):
-                entry = item.entry
+            for entry, outcome in zip(result.batch.entries, result.outcomes, strict=True):
                 if entry.dropped:
                     continue
                 if outcome is not None:
-                    entry.failures.append(outcome)
+                    entry.fail(outcome)
                 entry.outstanding -= 1
                 if entry.outstanding == 0:
                     if entry.failures:
@@ -615,45 +594,60 @@ class Process:
                 tally.decoded[topic] += decoded
 
     def _take(self, messages: list[Message], now: float, counts: dict[str, list[int]]) -> None:
+        """One pass over a consumed slice. Messages come in runs of one partition (librdkafka
+        hands out a fetch at a time), so the partition's hold, tally and tracker state are
+        looked up once per run; a new offset above everything read (the usual case) needs no
+        other lookup before it is decoded."""
         ledger = self._ledger
         tracker, holds, reread = ledger.tracker, self._holds, self._reread_at
         decode, register, process = self._decoder.decode_message, tracker.register, self._process
+        topic: str | None = None
+        partition: int | None = -1
+        tp: TopicPartitionKey = ("", 0)
+        held = False
+        count = [0, 0, 0]
+        part = None
         for m in messages:
-            topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
-            tp = (topic, partition)
-            if holds.is_held(tp):
+            offset = m.offset() or 0
+            if m.partition() != partition or m.topic() != topic:
+                topic, partition = m.topic(), m.partition()
+                tp = (topic or "", partition or 0)
+                held = holds.is_held(tp)
+                count = counts.setdefault(tp[0], [0, 0, 0])
+                part = tracker.partition(tp)
+            if held:
                 continue  # re-read after the hold; never registered, never committed
-            count = counts.get(topic)
-            if count is None:
-                count = counts[topic] = [0, 0, 0]
-            seen = tracker.seen(tp, offset)
-            if seen is not None:
-                if seen is SEEN:
-                    reread[tp] = offset
-                    continue  # a re-read (rewind) of something handled already
-                if isinstance(seen, Entry):
-                    reread[tp] = offset
-                    self._reread(seen, m, now)
+            assert part is not None  # set with the run's first message
+            if offset < part.high or part.skip:
+                seen = tracker.seen(tp, offset)
+                if seen is not None:
+                    if seen is SEEN:
+                        reread[tp] = offset
+                        continue  # a re-read (rewind) of something handled already
+                    if isinstance(seen, Entry):
+                        reread[tp] = offset
+                        self._reread(seen, m, now)
+                        held = holds.is_held(tp)
+                        continue
+                    # The partition's previous owner finished it (its commit's offset map): count
+                    # it towards the watermark, send nothing.
+                    count[0] += 1
+                    done = Entry(tp[0], tp[1], offset, None, None, NO_HEADERS, None)
+                    register(done, part)
+                    ledger.finish(done, "already_done")
                     continue
-                # The partition's previous owner finished it (its commit's offset map): count it
-                # towards the watermark, send nothing.
-                count[0] += 1
-                done = Entry(topic, partition, offset, None, None, [], None)
-                register(done)
-                ledger.finish(done, "already_done")
-                continue
             count[0] += 1
             value = m.value()
             if value:
                 count[1] += len(value)
             _, ts = m.timestamp()
             entry = Entry(
-                topic,
-                partition,
+                tp[0],
+                tp[1],
                 offset,
                 m.key(),
                 value,
-                message_headers(m) if m.headers() else [],
+                message_headers(m) if m.headers() else NO_HEADERS,
                 ts if ts > 0 else None,
             )
             try:
@@ -664,21 +658,22 @@ class Process:
                         "decode failed, will retry",
                         extra={
                             "stage": "decode",
-                            "topic": topic,
-                            "partition": partition,
+                            "topic": tp[0],
+                            "partition": tp[1],
                             "offset": offset,
                             "reason": exc.reason,
                         },
                     )
                     metrics.decode_holds.labels(exc.reason).inc()
                     holds.hold(tp, offset, now + TRANSIENT_DECODE_BACKOFF_S)
+                    held = True
                     continue
-                register(entry)
+                register(entry, part)
                 metrics.decode_failures.labels(exc.reason).inc()
                 self._reject(entry, Failure("decode", exc.reason, exc.message))
                 continue
             count[2] += 1
-            register(entry)
+            register(entry, part)
             process(entry, message, now)
 
     def _process(self, entry: Entry, message: dict[str, Any], now: float) -> None:
@@ -737,7 +732,7 @@ class Process:
             except UnencodableRecordError as exc:  # records already batched still report back first
                 entry.outstanding -= len(records) - i
                 metrics.events_rejected.labels(exc.failure.stage, exc.failure.reason).inc()
-                entry.failures.append(exc.failure)
+                entry.fail(exc.failure)
                 if entry.outstanding == 0:
                     self._dlq.send(entry, exc.failure)
                 return
@@ -748,7 +743,7 @@ class Process:
 
     def _reject(self, entry: Entry, failure: Failure) -> None:
         metrics.events_rejected.labels(failure.stage, failure.reason).inc()
-        entry.failures.append(failure)
+        entry.fail(failure)
         self._dlq.send(entry, failure)
 
     def flush(self) -> None:

@@ -27,7 +27,7 @@ def test_batches_close_at_the_record_limit_and_keep_order() -> None:
     closed = []
     for i in range(7):
         closed += batcher.add(A, _event(i), _entry(i), now=0)
-    assert [len(b.items) for b in closed] == [3, 3]
+    assert [len(b) for b in closed] == [3, 3]
     assert len(batcher) == 1
     bodies = [orjson.loads(b.body()) for b in closed]
     assert [r["evtData"]["i"] for body in bodies for r in body["d"]] == list(range(6))
@@ -40,8 +40,8 @@ def test_tokens_batch_separately_at_most_100() -> None:
     for i in range(150):
         closed += batcher.add(A, token, _entry(i), now=0)
         closed += batcher.add(A, _event(i), _entry(i), now=0)
-    assert [(b.kind, len(b.items)) for b in closed] == [("token", 100)]
-    rest = sorted((b.kind, len(b.items)) for b in batcher.flush())
+    assert [(b.kind, len(b)) for b in closed] == [("token", 100)]
+    rest = sorted((b.kind, len(b)) for b in batcher.flush())
     assert rest == [("token", 50), ("upload", 150)]
 
 
@@ -51,8 +51,8 @@ def test_accounts_never_share_a_batch() -> None:
     batcher.add(B, _event(2), _entry(), now=0)
     batcher.add(Target("ACC-A", A.url, SecretStr("pa")), _event(3), _entry(), now=0)
     batches = {b.target.account_id: b for b in batcher.flush()}
-    assert len(batches["ACC-A"].items) == 2, "equal targets share one batch"
-    assert len(batches["ACC-B"].items) == 1
+    assert len(batches["ACC-A"]) == 2, "equal targets share one batch"
+    assert len(batches["ACC-B"]) == 1
 
 
 def test_byte_cap_is_exact_and_never_exceeded() -> None:
@@ -65,7 +65,7 @@ def test_byte_cap_is_exact_and_never_exceeded() -> None:
         closed += batcher.add(A, _event(i), _entry(i), now=0)
     for b in closed + batcher.flush():
         assert len(b.body()) == b.size_bytes <= cap
-    assert [len(b.items) for b in closed] == [3, 3]
+    assert [len(b) for b in closed] == [3, 3]
 
 
 def test_an_oversized_record_travels_alone() -> None:
@@ -73,7 +73,7 @@ def test_an_oversized_record_travels_alone() -> None:
     big = Record("event", {"type": "event", "evtName": "e", "evtData": {"blob": "x" * 500}, "identity": "u"})
     assert batcher.add(A, _event(1), _entry(), now=0) == []
     closed = batcher.add(A, big, _entry(), now=0)
-    assert [len(b.items) for b in closed] == [1, 1]
+    assert [len(b) for b in closed] == [1, 1]
     assert orjson.loads(closed[1].body())["d"][0]["evtData"]["blob"] == "x" * 500
 
 
@@ -94,7 +94,7 @@ def test_discard_drops_only_revoked_partitions() -> None:
     batcher.add(B, _event(3), lose, now=0)
     assert batcher.discard({("t", 1)}) == 2
     (batch,) = batcher.flush()
-    assert [i.entry for i in batch.items] == [keep]
+    assert batch.entries == [keep]
     assert len(batch.body()) == batch.size_bytes
 
 

@@ -32,7 +32,7 @@ def test_dead_letter_keeps_original_record_and_says_why(
         1_700_000_000_000,
         destination_id="dest-1",
     )
-    entry.failures.append(Failure("deliver", "clevertap_rejected", "Phone invalid", 516))
+    entry.fail(Failure("deliver", "clevertap_rejected", "Phone invalid", 516))
     letters.send(entry, entry.failures[0])
     assert written == [], "not done before the broker acknowledges"
     assert letters.flush(30) == 0

@@ -156,7 +156,7 @@ def write_letters(
             base + letter.minutes * MINUTE,
             destination_id=letter.destination,
         )
-        entry.failures.append(letter.failure)
+        entry.fail(letter.failure)
         writer.send(entry, letter.failure)
     assert writer.flush(30) == 0
     assert len(written) == len(letters)

@@ -375,7 +375,7 @@ def _run_batched_service(outcomes: Iterable[_Outcome], out: IO[bytes]) -> list[_
 
     def emit(batches: list[Batch]) -> None:
         for batch in batches:
-            inputs = sorted({item.entry.offset for item in batch.items})
+            inputs = sorted({entry.offset for entry in batch.entries})
             out.write(_batch_line(sinks[batch.target], batch.body(), inputs))
 
     for o in outcomes:

@@ -27,6 +27,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
 from . import schema as envelope_schema
+from ._reader import read_message
 from .envelope import to_message
 from .errors import DecodeError
 from .registry import Registry, RegistrySettings
@@ -88,13 +89,23 @@ class Decoder:
         """The message in `value`, whatever its encoding; `DecodeError` says why not.
 
         JSON values are the message itself (what RudderStack's Kafka destination writes, or a
-        partner's payload); Avro values are the envelope, turned into the message.
+        partner's payload); Avro values are the envelope, turned into the message. Values written
+        with our own schema take `read_message`'s one-pass path; anything it does not accept, and
+        values of another writer schema, are read by fastavro (precise errors, resolution).
         """
         fmt = self.value_format
         if fmt == "json" or (fmt == "auto" and value and value[0] in _JSON_START):
             return decode_json(value)
-        if value and self.registry is None:  # plain Avro: `decode`'s first branch, one call less
-            return to_message(self._read(value, 0, self._local, None, None))
+        if value:
+            if self.registry is None:
+                message = read_message(value)
+            elif len(value) > HEADER_SIZE and value[0] == 0:
+                writer = self._writers.get(_HEADER.unpack_from(value)[1])
+                message = read_message(value, HEADER_SIZE) if writer and writer.reader is None else None
+            else:
+                message = None
+            if message is not None:
+                return message
         return to_message(self.decode(value))
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import httpx
 import orjson
@@ -291,11 +291,11 @@ class Deliverer:
         except Exception:
             log.exception("unexpected error delivering a batch for account %s", batch.target.account_id)
             failure = Failure("deliver", "internal_error", "unexpected error in the deliverer (see its log)")
-            outcomes = [failure] * len(batch.items)
+            outcomes = [failure] * len(batch)
         reported = self._reported.pop(id(batch), None)
         if reported:  # the final result holds only what was not reported early
-            rest = [i for i in range(len(batch.items)) if i not in reported]
-            batch = replace(batch, items=[batch.items[i] for i in rest])
+            rest = [i for i in range(len(batch)) if i not in reported]
+            batch = batch.subset(rest)
             outcomes = [outcomes[i] for i in rest]
         self._results.append(BatchResult(batch, outcomes))
 
@@ -325,8 +325,8 @@ class Deliverer:
     # -- one batch -------------------------------------------------------------------------
 
     async def _deliver(self, batch: Batch) -> list[Failure | None]:
-        progress = _Progress(batch, [None] * len(batch.items), list(range(len(batch.items))))
-        if not batch.items:
+        progress = _Progress(batch, [None] * len(batch), list(range(len(batch))))
+        if not batch.bodies:
             return progress.outcomes
         limit = self._limit_for(batch.target.account_id)
         breaker = self._breaker_for(batch.target.account_id, batch.kind)
@@ -407,8 +407,8 @@ class Deliverer:
         return self._remaining(progress) <= 0
 
     async def _attempt(self, progress: _Progress, limit: AdaptiveLimit, breaker: AuthBreaker) -> None:
-        items = progress.batch.items
-        sent = [items[i].body for i in progress.pending]
+        bodies, pending = progress.batch.bodies, progress.pending
+        sent = bodies if len(pending) == len(bodies) else [bodies[i] for i in pending]
         body = b'{"d":[' + b",".join(sent) + b"]}"
         token = await limit.acquire()
         signal = Signal.NEUTRAL
@@ -495,7 +495,9 @@ class Deliverer:
                 if i not in in_doubt:
                     self._fail(progress, pending[i], "clevertap_unmatched", message, first.code)
         else:
-            delivered = [pending[i] for i in range(len(pending)) if i not in in_doubt]
+            delivered = (
+                [pending[i] for i in range(len(pending)) if i not in in_doubt] if in_doubt else pending
+            )
             self._delivered(progress, delivered)
             if reading.transient:
                 self._report_early(progress, delivered)
@@ -513,7 +515,7 @@ class Deliverer:
             return
         batch = progress.batch
         self._reported.setdefault(id(batch), set()).update(indices)
-        early = replace(batch, items=[batch.items[i] for i in indices])
+        early = batch.subset(indices)
         self._results.append(BatchResult(early, [None] * len(indices), partial=True))
 
     def _delivered(self, progress: _Progress, indices: list[int]) -> None:
@@ -523,12 +525,9 @@ class Deliverer:
         metrics.records_delivered.labels(progress.batch.target.account_id).inc(len(indices))
         now = time.time()
         metrics.last_delivery_timestamp.set(now)
-        items = progress.batch.items
-        now_ms = now * 1000
-        latencies = [
-            max(0.0, now_ms - stamp) / 1000 for i in indices if (stamp := items[i].entry.timestamp_ms)
-        ]
-        metrics.observe_many(metrics.end_to_end_latency, latencies)
+        stamps = progress.batch.stamps
+        chosen = stamps if len(indices) == len(stamps) else [stamps[i] for i in indices]
+        metrics.observe_ages(metrics.end_to_end_latency, now * 1000, chosen)
 
     def _fail(self, progress: _Progress, index: int, reason: str, message: str, code: int | None) -> None:
         progress.outcomes[index] = Failure("deliver", reason, message, code)

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from consumer.batch import Batch, Item
+from consumer.batch import Batch
 from consumer.contracts import Failure
 from consumer.deliver import BatchResult, Deliverer, DeliveryOptions
 from tests.support.batches import event, make_batch, target
@@ -95,7 +95,7 @@ def test_batches_are_delivered_with_clevertaps_headers(
     assert {id(r.batch) for r in results} == {id(b) for b in batches}
     assert all(r.outcomes == [None] * 50 for r in results)
     assert deliverer.in_flight() == 0
-    sent = [orjson.loads(i.body) for b in batches for i in b.items]
+    sent = [orjson.loads(body) for b in batches for body in b.bodies]
     assert sorted(map(_key, fake_clevertap.records(ONE))) == sorted(map(_key, sent))
     for request in fake_clevertap.requests(ONE):
         headers = {k.lower(): v for k, v in request["headers"].items()}
@@ -166,8 +166,8 @@ def test_records_answered_555_are_sent_again_alone(
     # offsets can be committed meanwhile); every item is reported exactly once, all delivered.
     assert results[0].partial
     assert not results[-1].partial
-    reported = [item for r in results for item in r.batch.items]
-    assert sorted(map(id, reported)) == sorted(map(id, batch.items))
+    reported = [entry for r in results for entry in r.batch.entries]
+    assert sorted(map(id, reported)) == sorted(map(id, batch.entries))
     assert all(o is None for r in results for o in r.outcomes)
     assert deliverer.in_flight() == 0
     assert sorted(map(_key, fake_clevertap.records(ONE))) == sorted(map(_key, records))
@@ -229,7 +229,7 @@ def test_5xx_timeouts_and_resets_are_retried_until_delivered(
     results = _collect(deliverer, 12)
 
     assert _failures(results) == []
-    sent = [orjson.loads(i.body) for b in batches for i in b.items]
+    sent = [orjson.loads(body) for b in batches for body in b.bodies]
     # The fake drops failed requests unprocessed, so every record arrives exactly once.
     assert sorted(map(_key, fake_clevertap.records(ONE))) == sorted(map(_key, sent))
     requests = fake_clevertap.stats()["requests"]
@@ -287,7 +287,9 @@ def test_other_4xx_are_not_retried(
 ) -> None:
     to = target(fake_clevertap.upload_url, ONE, PASS_ONE)
     batch = make_batch(to, [event(f"u{i}") for i in range(1000)])
-    batch.items.append(Item(batch.items[0].body, batch.items[0].entry))  # 1001: CleverTap says 400
+    batch.bodies.append(batch.bodies[0])  # 1001: CleverTap says 400
+    batch.entries.append(batch.entries[0])
+    batch.stamps.append(batch.stamps[0])
     deliverer = deliverers(FAST)
     deliverer.submit(batch)
     [result] = _collect(deliverer, 1)

@@ -222,17 +222,24 @@ def test_forget_partitions_drops_only_the_revoked_partitions() -> None:
     assert get("clevertap_consumer_consumer_lag", {"topic": "forget-t", "partition": "1"}) == 11
 
 
-def test_observe_many_counts_exactly_as_one_observe_per_value() -> None:
+@pytest.mark.parametrize("now_ms", [1_790_000_000_000.0, 1_790_000_000_000.37])
+@pytest.mark.parametrize("future", [False, True])
+def test_observe_ages_counts_exactly_as_one_observe_per_age(now_ms: float, future: bool) -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
-    values = [0.0, 0.05, 0.0500001, 0.1, 0.3, 1.0, 2.5, 7.0, 99.0, 1e9]
+    # Ages on the bucket bounds exactly (50 ms, 100 ms, 2.5 s), just past them, far past all.
+    ages_ms = [0, 50, 51, 100, 300, 1000, 2500, 2501, 7000, 99_000, 10**12]
+    stamps: list[int | None] = [*(int(now_ms) - a for a in ages_ms), None, 0]  # no stamp: skipped
+    if future:
+        stamps.append(int(now_ms) + 5_000)  # a producer clock ahead of ours: age 0
     registry = CollectorRegistry()
     one = Histogram("one_seconds", "h", buckets=(0.05, 0.1, 1, 2.5, 10), registry=registry)
     many = Histogram("many_seconds", "h", buckets=(0.05, 0.1, 1, 2.5, 10), registry=registry)
-    for v in values:
-        one.observe(v)
-    m.observe_many(many, values)
-    m.observe_many(many, [])  # nothing observed: nothing changes
+    for s in stamps:
+        if s:
+            one.observe(max(0.0, now_ms - s) / 1000)
+    m.observe_ages(many, now_ms, stamps)
+    m.observe_ages(many, now_ms, [None])  # nothing observed: nothing changes
 
     def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
         return [
@@ -240,7 +247,22 @@ def test_observe_many_counts_exactly_as_one_observe_per_value() -> None:
             for family in registry.collect()
             if family.name == name
             for s in family.samples
+            if not s.name.endswith("_sum")
         ]
 
+    def total(name: str) -> float:
+        return next(
+            s.value
+            for f in registry.collect()
+            if f.name == name
+            for s in f.samples
+            if s.name.endswith("_sum")
+        )
+
     assert samples("one_seconds") == samples("many_seconds")
-    assert {s[1].get("le"): s[2] for s in samples("many_seconds") if s[0] == "_bucket"}["0.05"] == 2
+    assert total("many_seconds") == pytest.approx(total("one_seconds"), rel=1e-12)
+    # 0 and 50 ms (and the future stamp) are ≤ 0.05 s; 50.37 ms is not
+    expected_first = (3 if future else 2) - (now_ms % 1 > 0)
+    assert {s[1].get("le"): s[2] for s in samples("many_seconds") if s[0] == "_bucket"}[
+        "0.05"
+    ] == expected_first

@@ -54,7 +54,7 @@ class SendingDeliverer(FakeDeliverer):
 
     def submit(self, batch: Batch) -> None:
         super().submit(batch)
-        self.sent[batch.target.account_id] += [i.entry.offset for i in batch.items]
+        self.sent[batch.target.account_id] += [e.offset for e in batch.entries]
 
 
 class Chain(StepsChain):
@@ -91,7 +91,7 @@ class Chain(StepsChain):
         keep = []
         for batch in self.deliverer.submitted:
             if batch.target.account_id == account:
-                self.deliverer.answers.append(BatchResult(batch, [None] * len(batch.items)))
+                self.deliverer.answers.append(BatchResult(batch, [None] * len(batch)))
             else:
                 keep.append(batch)
         self.deliverer.submitted = keep

@@ -86,11 +86,11 @@ class FakeDeliverer:
     def answer(self, batch: Batch) -> None:
         """CleverTap accepted every record of this one batch."""
         self.submitted.remove(batch)
-        self.answers.append(BatchResult(batch, [None] * len(batch.items)))
+        self.answers.append(BatchResult(batch, [None] * len(batch)))
 
     def answer_all(self, failure: Failure | None = None) -> None:
         for batch in self.submitted:
-            self.answers.append(BatchResult(batch, [failure] * len(batch.items)))
+            self.answers.append(BatchResult(batch, [failure] * len(batch)))
         self.submitted.clear()
 
     def results(self) -> list[BatchResult]:
@@ -215,10 +215,10 @@ def messages(partition: int, first: int, n: int) -> list[Any]:
 def test_delivered_messages_commit_past_them_in_the_last_step() -> None:
     c = Chain()
     c.process.submit(messages(0, 0, 3))
-    assert [len(b.items) for b in c.deliverer.submitted] == [2]  # the third waits for linger
+    assert [len(b) for b in c.deliverer.submitted] == [2]  # the third waits for linger
     c.now = 1.0
     c.process.poll()
-    assert [len(b.items) for b in c.deliverer.submitted] == [2, 1]
+    assert [len(b) for b in c.deliverer.submitted] == [2, 1]
     c.deliverer.answer_all()
     c.now = 2.0
     c.process.poll()
@@ -343,12 +343,12 @@ def test_revoke_flushes_open_batches_commits_what_finished_and_lets_the_rest_go(
     pipeline, commits = _pipeline(log, deliverer)
     pipeline._offer(messages(0, 0, 3))
     # A batch of 2 was submitted; the third record sits in the open batch until revocation.
-    assert [len(b.items) for b in deliverer.submitted] == [2]
+    assert [len(b) for b in deliverer.submitted] == [2]
     first = deliverer.submitted.pop(0)
     deliverer.answers.append(BatchResult(first, [None, None]))
     released = pipeline.revoked({("events", 0)})
     assert released == {}
-    assert [len(b.items) for b in deliverer.submitted] == [1]  # flushed on revocation
+    assert [len(b) for b in deliverer.submitted] == [1]  # flushed on revocation
     assert commits.points[("events", 0)][0] == 2  # what finished is committed before letting go
     # results that arrive for the let-go message are ignored (its new owner re-reads it)
     deliverer.answer_all()
