@@ -44,3 +44,24 @@ def load_corpus(
     else:
         return f"clevertap-consumer sample-events {events}", list(sample_events(events, 1, destinations))
     return source, [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+ACCOUNTS = ("BENCH-A", "BENCH-B", "BENCH-C", "BENCH-D")
+
+
+def bench_destinations(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The destinations of the end-to-end and chain benches: each destination id of `events`,
+    spread over four accounts in four regions, half of them with object-id mapping."""
+    ids = sorted({str(e.get("destinationId")) for e in events})
+    regions = ["EU", "IN", "US", "SG"]
+    return [
+        {
+            "id": d,
+            "accountId": ACCOUNTS[i % len(ACCOUNTS)],
+            "passcode": f"pass-{ACCOUNTS[i % len(ACCOUNTS)]}",
+            "region": regions[i % len(ACCOUNTS)],
+            "trackAnonymous": True,
+            "enableObjectIdMapping": i % 2 == 1,
+        }
+        for i, d in enumerate(ids)
+    ]

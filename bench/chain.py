@@ -34,7 +34,7 @@ from confluent_kafka import Message
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _corpus import load_corpus  # noqa: E402
+from _corpus import bench_destinations, load_corpus  # noqa: E402
 
 from consumer.batch import Batch, Batcher  # noqa: E402
 from consumer.codec import Decoder, Encoder  # noqa: E402
@@ -48,7 +48,6 @@ from consumer.service import tune_gc  # noqa: E402
 from consumer.steps import Commit, Deliver, Ledger, Process  # noqa: E402
 
 PARTITIONS = 12
-ACCOUNTS = ("BENCH-A", "BENCH-B", "BENCH-C", "BENCH-D")
 CONSUMED = 1000  # messages per consume() (PipelineOptions.poll_records)
 SLICE = 100  # messages per submit (pipeline.OFFER_SLICE)
 
@@ -119,20 +118,7 @@ class Commits:
 
 
 def router(events: list[dict[str, Any]]) -> Router:
-    ids = sorted({str(e.get("destinationId")) for e in events})
-    regions = ["EU", "IN", "US", "SG"]
-    dests = [
-        {
-            "id": d,
-            "accountId": ACCOUNTS[i % len(ACCOUNTS)],
-            "passcode": f"pass-{ACCOUNTS[i % len(ACCOUNTS)]}",
-            "region": regions[i % len(ACCOUNTS)],
-            "trackAnonymous": True,
-            "enableObjectIdMapping": i % 2 == 1,
-        }
-        for i, d in enumerate(ids)
-    ]
-    return Router.from_destinations(parse_destinations({"destinations": dests}), None)
+    return Router.from_destinations(parse_destinations({"destinations": bench_destinations(events)}), None)
 
 
 def kafka_messages(events: list[dict[str, Any]], round_: int) -> list[Message]:

@@ -46,7 +46,7 @@ from confluent_kafka.cimpl import NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _corpus import load_corpus  # noqa: E402
+from _corpus import bench_destinations, load_corpus  # noqa: E402
 
 from consumer.codec import Decoder, Encoder  # noqa: E402
 from consumer.codec.schema import EXTRA_FIELD, JSON_FIELDS  # noqa: E402
@@ -54,7 +54,6 @@ from dev import kafka_local  # noqa: E402
 from dev.demo import Samples, quantile, scrape, start_fake, total  # noqa: E402
 
 PARTITIONS = 12
-ACCOUNTS = ("BENCH-A", "BENCH-B", "BENCH-C", "BENCH-D")
 
 
 def corpus(n: int, path: Path | None) -> list[dict[str, Any]]:
@@ -62,21 +61,8 @@ def corpus(n: int, path: Path | None) -> list[dict[str, Any]]:
 
 
 def destinations_file(events: list[dict[str, Any]], folder: Path) -> Path:
-    ids = sorted({str(e.get("destinationId")) for e in events})
-    regions = ["EU", "IN", "US", "SG"]
-    dests = [
-        {
-            "id": d,
-            "accountId": ACCOUNTS[i % len(ACCOUNTS)],
-            "passcode": f"pass-{ACCOUNTS[i % len(ACCOUNTS)]}",
-            "region": regions[i % len(ACCOUNTS)],
-            "trackAnonymous": True,
-            "enableObjectIdMapping": i % 2 == 1,
-        }
-        for i, d in enumerate(ids)
-    ]
     path = folder / "destinations.json"
-    path.write_bytes(orjson.dumps({"destinations": dests}))
+    path.write_bytes(orjson.dumps({"destinations": bench_destinations(events)}))
     return path
 
 
