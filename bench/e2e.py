@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"workers: {args.workers}")
     service = Service(env, work / "service.log")
     spy = None
-    if args.py_spy is not None:  # where the service's CPU goes: collapsed stacks, all threads
+    if args.py_spy is not None:  # where the service's CPU goes: collapsed stacks of the GIL holder
         spy = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "py-spy"),

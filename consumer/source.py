@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from . import metrics, offset_map
-from .contracts import CommitPoint, Headers, TopicPartitionKey
+from .contracts import NO_HEADERS, CommitPoint, Headers, TopicPartitionKey
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -86,7 +86,7 @@ def message_headers(message: Message) -> Headers:
     """A consumed record's headers as (name, bytes) pairs, whatever form the client gave them in."""
     raw = message.headers()
     if not raw:
-        return []
+        return NO_HEADERS
     pairs = raw.items() if isinstance(raw, dict) else raw
     return [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
 
