@@ -238,6 +238,9 @@ class Pipeline(RebalanceListener):
         timeout = self.options.poll_timeout_s
         if timeout > RESULT_WAIT_S and self._deliver.expecting():
             timeout = RESULT_WAIT_S
+        due = self._commit_step.due_in()
+        if due is not None and due < timeout:
+            timeout = due
         messages = self._source.poll(self.options.poll_records, timeout)
         if messages:
             messages = self._stop_policy.admit(messages)

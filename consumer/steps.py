@@ -279,6 +279,15 @@ class Commit:
             self._next = now + self._every
             self._policy.commit(tracker.take_commits(self._limit()))
 
+    def due_in(self) -> float | None:
+        """Seconds until a commit held back by the interval may go (0 when it may go now), or
+        None when nothing waits. The poll loop waits no longer than this in `consume()`: a
+        completion drained just after a commit must not sit uncommitted for a whole idle
+        consume timeout (a kill -9 meanwhile repeats it)."""
+        if not self._ledger.tracker.dirty:
+            return None
+        return max(0.0, self._next - self._clock())
+
     def commit(self, partitions: set[TopicPartitionKey]) -> None:
         """Commit these partitions now, with their offset maps (revocation, shutdown)."""
         self._policy.commit(self._ledger.tracker.commit_points(partitions, self._limit()))

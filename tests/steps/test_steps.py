@@ -229,7 +229,8 @@ def test_delivered_messages_commit_past_them_in_the_last_step() -> None:
 def test_a_finished_message_is_committed_at_once_and_commits_are_coalesced_per_interval() -> None:
     """A kill -9 repeats what finished and was not committed yet: the first completion after a
     quiet spell goes out in the same turn, however long since the last commit; completions
-    within COMMIT_INTERVAL_MS of a commit wait for the next one; no completion, no commit."""
+    within COMMIT_INTERVAL_MS of a commit wait for the next one, and `due_in` says how long;
+    no completion, no commit."""
     c = Chain()
     c.process.submit(messages(0, 0, 6))  # three batches of two
     answered = list(c.deliverer.submitted)
@@ -243,9 +244,13 @@ def test_a_finished_message_is_committed_at_once_and_commits_are_coalesced_per_i
     c.deliverer.answer(answered[1])
     c.process.poll()
     assert c.log.count("commit") == 1, "within the interval of the last commit: coalesced"
+    # The poll loop waits in consume() no longer than this, so the held commit is not late.
+    assert c.commit.due_in() == pytest.approx(COMMIT_EVERY_S / 2)
     c.now += COMMIT_EVERY_S / 2
+    assert c.commit.due_in() == 0.0
     c.process.poll()
     assert (c.log.count("commit"), c.commits.points[("events", 0)][0]) == (2, 4)
+    assert c.commit.due_in() is None, "nothing finished since: nothing to wait for"
     c.now += 60.0
     c.process.poll()
     assert c.log.count("commit") == 2

@@ -143,7 +143,8 @@ SETTLE_S = 0.3
 # A kill lands this long at most (uniformly) after the delivered count passed its mark. A count
 # is passed by an accepted batch, so killing on the crossing would always kill just after one
 # (the worst case: about that batch repeated); a crash strikes at a random moment. The backlog
-# drains at ~10k events a second here, so the kill still lands mid-run.
+# drains at up to 50k events a second here, so a kill lands anywhere from the burst to the tail
+# of retries under the faults (all kills of a run then count the same delivered ids).
 KILL_JITTER_S = 0.2
 
 Cover = dict[int, tuple[int, list[offset_map.Range]]]
