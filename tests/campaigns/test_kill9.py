@@ -35,10 +35,10 @@ ENV = {"CLEVERTAP_TIMEOUT_SECONDS": "3", "DELIVERY_RETRY_BUDGET_SECONDS": "60", 
 # milliseconds before it (a reply's way to the commit) and the requests on the wire. How many
 # records that is follows the rate at the kill. Here most of the backlog is delivered in a burst
 # at up to 50k events/s, so one run's share swings with where its kills land: ten runs of the
-# 20k campaign measured 0-28% (mean 7.6%; README, "Delivery guarantees"). So the gate is on time: no repeat was accepted STALE_S (25 commit intervals) or
-# more before its kill, which a late, missing or lost commit would cause. The share has a
-# backstop far below what a broken commit path gives (no offset maps: 93%; the reply starved
-# behind the poll thread: ~80%).
+# 20k campaign measured 0-28% (mean 7.6%; README, "Delivery guarantees"). So the gate is on
+# time: no repeat was accepted STALE_S (25 commit intervals) or more before its kill, which a
+# late, missing or lost commit would cause. The share has a backstop far below what a broken
+# commit path gives (no offset maps: 93%; the reply starved behind the poll thread: ~80%).
 MAX_DUPLICATE_SHARE = 0.50
 
 
